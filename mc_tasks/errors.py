@@ -13,6 +13,7 @@ Every error derives from :class:`McTasksError`::
     │   ├── MediaConvertQuotaExceeded       402 ServiceQuotaExceededException
     │   ├── MediaConvertThrottled           429 TooManyRequestsException   (retryable)
     │   └── MediaConvertServiceError        5xx InternalServerErrorException (retryable)
+    ├── EventParseError           an SQS message is not a usable MediaConvert job event
     ├── ProvisioningError         the EventBridge rule or SQS queue could not be set up
     └── LocalStackError           a process of the embedded local stack failed to start
 
@@ -101,6 +102,21 @@ class MediaConvertServiceError(MediaConvertError):
     """MediaConvert failed internally (HTTP 5xx); safe to retry with backoff."""
 
     retryable = True
+
+
+class EventParseError(McTasksError, ValueError):
+    """An SQS message body is not a MediaConvert job state change event.
+
+    ``reason`` is a short code (``not_json``, ``wrong_shape``, ``other_source``,
+    ``other_detail_type``). ``discardable`` is true for well-formed events that are
+    simply not MediaConvert job state changes: the drain deletes those, and
+    leaves the others in the queue so that SQS moves them to the dead-letter queue.
+    """
+
+    def __init__(self, message: str, *, reason: str, discardable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.discardable = discardable
 
 
 class ProvisioningError(McTasksError):

@@ -7,6 +7,7 @@ nothing else is ever signalled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -131,10 +132,8 @@ class ManagedProcess:
     def _signal(self, signum: int) -> None:
         # The process leads its own session (start_new_session=True), so its
         # process group id equals its PID and contains only its own children.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def start_moto_server(log_dir: Path, env: Mapping[str, str] | None = None
