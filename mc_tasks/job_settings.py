@@ -28,7 +28,7 @@ from mc_tasks.validation import parse_s3_uri
 
 logger = logging.getLogger(__name__)
 
-#: The member of ``OutputGroupSettings`` that holds ``Destination``, by group type.
+#: The member of ``OutputGroupSettings`` that contains ``Destination``, by group type.
 GROUP_SETTINGS_BY_TYPE: Mapping[str, str] = {
     "FILE_GROUP_SETTINGS": "FileGroupSettings",
     "HLS_GROUP_SETTINGS": "HlsGroupSettings",
@@ -42,7 +42,7 @@ _SETTINGS_MEMBERS = ("Inputs", "OutputGroups")
 def load_job_settings(job_settings: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     """Return a deep copy of the job ``Settings`` in ``job_settings``.
 
-    A ``str`` starting with ``{`` is parsed as JSON; any other ``str`` or a
+    A ``str`` starting with ``{`` is parsed as JSON, and any other ``str`` or a
     ``Path`` is read as a JSON file. Raise InvalidJobError when the file is
     missing, the JSON is invalid or no ``Settings`` object can be found.
     """
@@ -78,7 +78,7 @@ def set_input(settings: dict[str, Any], input_uri: str) -> None:
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         count = len(inputs) if isinstance(inputs, list) else 0
         raise InvalidJobError(
-            f"The job settings have {count} inputs; mc_tasks sets the input file only for jobs "
+            f"The job settings have {count} inputs, but mc_tasks sets the input file only for jobs "
             "with exactly one input: keep one entry in Settings.Inputs."
         )
     previous = inputs[0].get("FileInput")
@@ -102,7 +102,12 @@ def rebase_destinations(settings: dict[str, Any], prefix: str) -> None:
             "presets instead of job_settings."
         )
     for index, group in enumerate(groups):
-        group_type = group.get("OutputGroupSettings", {}).get("Type")
+        if not isinstance(group, dict) or not isinstance(group.get("OutputGroupSettings"), dict):
+            raise InvalidJobError(
+                f"OutputGroups[{index}] has no OutputGroupSettings object: export the job again "
+                "from the MediaConvert console or add OutputGroupSettings with a Type."
+            )
+        group_type = group["OutputGroupSettings"].get("Type")
         member = GROUP_SETTINGS_BY_TYPE.get(group_type)
         if member is None:
             raise InvalidJobError(

@@ -40,7 +40,8 @@ MP4_QVBR_LEVEL = 8
 
 AAC_BITRATE_BPS = 96_000
 AAC_SAMPLE_RATE_HZ = 48_000
-#: Seconds between two key frames; 2 s keeps HLS segments cut on key frames.
+#: Seconds between two key frames. It divides the HLS segment length, so every
+#: segment starts on a key frame.
 GOP_LENGTH_S = 2.0
 
 #: One thumbnail every this many seconds of video.
@@ -279,7 +280,7 @@ def thumbnail_output_group(destination: str, *, interval_s: int = THUMBNAIL_INTE
 
 @runtime_checkable
 class Preset(Protocol):
-    """A named output group builder; ``name`` is also the output subfolder."""
+    """Interface of a preset: a name, which is also the output subfolder, and a group builder."""
 
     @property
     def name(self) -> str: ...
@@ -289,7 +290,7 @@ class Preset(Protocol):
 
 @dataclass(frozen=True)
 class Mp4Preset:
-    """One H.264/AAC MP4 file; see :func:`mp4_output_group`."""
+    """Preset of one H.264/AAC MP4 file, built by :func:`mp4_output_group`."""
 
     name: str = "mp4"
     width: int = MP4_WIDTH
@@ -304,7 +305,7 @@ class Mp4Preset:
 
 @dataclass(frozen=True)
 class HlsPreset:
-    """An HLS ladder; see :func:`hls_output_group`."""
+    """Preset of an HLS ladder, built by :func:`hls_output_group`."""
 
     name: str = "hls"
     renditions: tuple[Rendition, ...] = DEFAULT_HLS_RENDITIONS
@@ -317,7 +318,7 @@ class HlsPreset:
 
 @dataclass(frozen=True)
 class ThumbnailPreset:
-    """JPEG frame captures; see :func:`thumbnail_output_group`."""
+    """Preset of JPEG frame captures, built by :func:`thumbnail_output_group`."""
 
     name: str = "thumbnails"
     interval_s: int = THUMBNAIL_INTERVAL_S
@@ -345,7 +346,7 @@ DEFAULT_PRESETS: tuple[str, ...] = ("mp4", "hls", "thumbnails")
 
 
 def resolve_presets(presets: Sequence[str | Preset]) -> list[Preset]:
-    """Turn preset names and objects into preset objects; reject unknown or repeated names."""
+    """Turn preset names and objects into preset objects, rejecting unknown or repeated names."""
     if isinstance(presets, str):
         raise InvalidJobError(
             f"presets={presets!r} is a string: pass a list of names such as [{presets!r}]."

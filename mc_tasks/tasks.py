@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from celery import Task, shared_task
 
@@ -37,6 +38,10 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
     EndpointConnectionError,
     ReadTimeoutError,
     ConnectionClosedError,
+    # A Redis failure after CreateJob leaves the submission record "pending"; the
+    # retry finds the job through the record or ListJobs instead of creating another.
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
 )
 #: Celery retries of a submission after botocore gave up.
 SUBMIT_MAX_RETRIES = 6

@@ -30,6 +30,9 @@ S3_BUCKET_MIN_CHARS = 3
 S3_BUCKET_MAX_CHARS = 63
 #: Maximum length of an S3 object key, in bytes of its UTF-8 encoding.
 S3_KEY_MAX_BYTES = 1024
+#: AWS resource tag limits.
+TAG_KEY_MAX_CHARS = 128
+TAG_VALUE_MAX_CHARS = 256
 
 _S3_SCHEME = "s3://"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
@@ -48,7 +51,7 @@ _METADATA_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
 
 @dataclass(frozen=True)
 class S3Location:
-    """An S3 URI split into bucket and key; ``key`` is empty for a bucket root."""
+    """An S3 URI split into bucket and key. ``key`` is empty for a bucket root."""
 
     bucket: str
     key: str
@@ -72,8 +75,8 @@ def parse_s3_uri(uri: str, *, what: str = "S3 URI") -> S3Location:
     validate_bucket_name(bucket, uri=uri, what=what)
     if len(key.encode("utf-8")) > S3_KEY_MAX_BYTES:
         raise InvalidJobError(
-            f"Invalid {what} {uri!r}: the key is longer than {S3_KEY_MAX_BYTES} bytes; "
-            "use a shorter key."
+            f"Invalid {what} {uri!r}: the key is longer than {S3_KEY_MAX_BYTES} bytes. "
+            "Use a shorter key."
         )
     return S3Location(bucket=bucket, key=key)
 
@@ -100,14 +103,14 @@ def validate_input_uri(uri: str) -> S3Location:
     location = parse_s3_uri(uri, what="input URI")
     if not location.key or location.key.endswith("/"):
         raise InvalidJobError(
-            f"Invalid input URI {uri!r}: it names a folder, not a file; "
-            "use s3://bucket/path/to/file.mp4."
+            f"Invalid input URI {uri!r}: it names a folder, not a file. "
+            "Use s3://bucket/path/to/file.mp4."
         )
     return location
 
 
 def normalize_destination(destination: str) -> str:
-    """Check an output destination ``s3://bucket[/prefix]``; return it ending with ``/``."""
+    """Check an output destination ``s3://bucket[/prefix]`` and return it ending with ``/``."""
     parse_s3_uri(destination, what="destination")
     return destination if destination.endswith("/") else f"{destination}/"
 
@@ -145,7 +148,7 @@ def queue_name(queue: str, *, region: str) -> str:
 
 
 def validate_user_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    """Check MediaConvert's UserMetadata limits; return a plain dict copy.
+    """Check MediaConvert's UserMetadata limits and return a plain dict copy.
 
     Limits: at most 10 pairs, keys of 1-128 and values of up to 256 characters,
     letters, digits, spaces and ``_ . : / = + - @`` only.
@@ -159,12 +162,12 @@ def validate_user_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidJobError(
-                f"UserMetadata pair {key!r}: {value!r} is not a pair of strings; "
-                "convert keys and values to str."
+                f"UserMetadata pair {key!r}: {value!r} is not a pair of strings. "
+                "Convert keys and values to str."
             )
         if not 1 <= len(key) <= MAX_METADATA_KEY_CHARS:
             raise InvalidJobError(
-                f"UserMetadata key {key[:40]!r} has {len(key)} characters; keys must have 1 to "
+                f"UserMetadata key {key[:40]!r} has {len(key)} characters, but keys must have 1 to "
                 f"{MAX_METADATA_KEY_CHARS}."
             )
         if len(value) > MAX_METADATA_VALUE_CHARS:
@@ -179,6 +182,26 @@ def validate_user_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
                     f"not allowed: use only {_METADATA_CHARACTERS}."
                 )
     return dict(metadata)
+
+
+def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Check AWS resource tag limits: keys of 1-128 and values of up to 256 characters."""
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidJobError(
+                f"Tag {key!r}: {value!r} is not a pair of strings. Convert keys and values to str."
+            )
+        if not 1 <= len(key) <= TAG_KEY_MAX_CHARS or key.lower().startswith("aws:"):
+            raise InvalidJobError(
+                f"Invalid tag key {key[:40]!r}: use 1 to {TAG_KEY_MAX_CHARS} characters, "
+                "not starting with aws: (reserved by AWS)."
+            )
+        if len(value) > TAG_VALUE_MAX_CHARS:
+            raise InvalidJobError(
+                f"Value of tag {key!r} has {len(value)} characters, more than the limit of "
+                f"{TAG_VALUE_MAX_CHARS}."
+            )
+    return dict(tags)
 
 
 def validate_priority(priority: int) -> int:
@@ -215,7 +238,7 @@ def validate_create_job_request(params: Mapping[str, Any]) -> None:
     report = ParamValidator().validate(dict(params), _create_job_input())
     if report.has_errors():
         raise InvalidJobError(
-            "The CreateJob request does not match the MediaConvert API; fix these fields:\n"
+            "The CreateJob request does not match the MediaConvert API. Fix these fields:\n"
             f"{report.generate_report()}"
         )
 
@@ -257,5 +280,6 @@ __all__ = [
     "validate_priority",
     "validate_role_arn",
     "validate_status_update_interval",
+    "validate_tags",
     "validate_user_metadata",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from botocore.model import OperationModel, Shape
+from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
 from mc_tasks.local.mediaconvert.api_errors import BadRequest
 from mc_tasks.local.mediaconvert.model import service_model
@@ -38,7 +38,7 @@ def from_wire(shape: Shape, value: Any, path: str) -> Any:
 
     ``path`` names the value in error messages, for example ``Settings``.
     """
-    if shape.type_name == "structure":
+    if isinstance(shape, StructureShape):
         if not isinstance(value, dict):
             raise BadRequest(f"{path} must be an object, got {type(value).__name__}.")
         by_wire_name = {member.serialization.get("name", name): name
@@ -50,12 +50,12 @@ def from_wire(shape: Shape, value: Any, path: str) -> Any:
                 raise BadRequest(f"{path}.{wire_name} is not a member of {shape.name}.")
             converted[name] = from_wire(shape.members[name], item, f"{path}.{name}")
         return converted
-    if shape.type_name == "list":
+    if isinstance(shape, ListShape):
         if not isinstance(value, list):
             raise BadRequest(f"{path} must be a list, got {type(value).__name__}.")
         return [from_wire(shape.member, item, f"{path}[{index}]")
                 for index, item in enumerate(value)]
-    if shape.type_name == "map":
+    if isinstance(shape, MapShape):
         if not isinstance(value, dict):
             raise BadRequest(f"{path} must be an object, got {type(value).__name__}.")
         return {key: from_wire(shape.value, item, f"{path}.{key}") for key, item in value.items()}
@@ -79,15 +79,15 @@ def to_wire(shape: Shape, value: Any) -> Any:
     Timestamps may be given as :class:`datetime.datetime` or epoch seconds and
     are sent as epoch seconds, the ``unixTimestamp`` format of this API.
     """
-    if shape.type_name == "structure":
+    if isinstance(shape, StructureShape):
         return {
             member.serialization.get("name", name): to_wire(member, value[name])
             for name, member in shape.members.items()
             if value.get(name) is not None
         }
-    if shape.type_name == "list":
+    if isinstance(shape, ListShape):
         return [to_wire(shape.member, item) for item in value]
-    if shape.type_name == "map":
+    if isinstance(shape, MapShape):
         return {key: to_wire(shape.value, item) for key, item in value.items()}
     if shape.type_name == "timestamp" and isinstance(value, datetime.datetime):
         return value.timestamp()

@@ -1,0 +1,108 @@
+"""Apply one job state change to the store and fire its signal once.
+
+Used by the drain (events from SQS) and by reconciliation and cancel (changes
+rebuilt from GetJob), so every path obeys the same rules.
+
+Receivers are isolated: Celery's ``Signal.send`` calls every receiver, catches
+an exception raised by one, logs it with its traceback and goes on with the
+others. A receiver error is logged again here with the job and event ids,
+counted on the job record (``receiver_errors``, ``last_receiver_error``) and
+reported to the caller; the event still counts as handled and its SQS message is
+deleted. Retrying the signal instead would call the receivers that succeeded a
+second time, so the signal fires once and a failing receiver is the host's to
+repair, for example from :meth:`mc_tasks.store.JobStore.get_job`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery.utils.dispatch import Signal
+
+from mc_tasks import signals
+from mc_tasks.events import (
+    CANCELED,
+    COMPLETE,
+    ERROR,
+    INFO_STATUSES,
+    PROGRESSING,
+    STATUS_UPDATE,
+    JobStateChange,
+)
+from mc_tasks.store import JobStore, Transition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Outcome of :func:`handle_event`: the store's decision and any receiver errors."""
+
+    transition: Transition
+    receiver_errors: tuple[str, ...] = ()
+
+    @property
+    def fired(self) -> bool:
+        """True when the signal was sent."""
+        return self.transition.fires_signal
+
+
+def handle_event(store: JobStore, event: JobStateChange, *, sender: str,
+                 context: str = "") -> Dispatch:
+    """Apply ``event`` and, for a real change, fire its signal and end the lease.
+
+    ``sender`` is passed to receivers; ``context`` (for example the SQS message
+    id) is added to log lines. Redis errors propagate before any signal fires.
+    """
+    transition = store.apply(event)
+    if not transition.fires_signal:
+        logger.info("%sJob %s event %s (%s) not applied: %s, %s", context, event.job_id,
+                    event.event_id, event.status, transition.outcome, transition.note)
+        return Dispatch(transition)
+
+    if transition.outcome == "redispatch":
+        logger.warning("%sJob %s event %s (%s): firing the signal again because the drain that "
+                       "applied it stopped before it finished", context, event.job_id,
+                       event.event_id, event.status)
+    errors = fire_signal(event, sender=sender, context=context)
+    store.mark_dispatched(transition, receiver_error="; ".join(errors) if errors else None)
+    logger.info("%sJob %s event %s: %s -> %s, signal fired", context, event.job_id,
+                event.event_id, transition.previous_status or "unknown", transition.status)
+    return Dispatch(transition, receiver_errors=tuple(errors))
+
+
+def fire_signal(event: JobStateChange, *, sender: str, context: str = "") -> list[str]:
+    """Send the signal that matches ``event.status``; return the receivers' error texts."""
+    signal, arguments = _signal_for(event)
+    responses = signal.send(sender=sender, job_id=event.job_id, reference=event.reference,
+                            event=event, **arguments)
+    errors = []
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            name = getattr(receiver, "__qualname__", repr(receiver))
+            text = f"{name}: {type(response).__name__}: {response}"
+            errors.append(text)
+            logger.error("%sJob %s event %s: receiver %s of %s raised %r; the signal is not "
+                         "retried", context, event.job_id, event.event_id, name,
+                         getattr(signal, "name", "signal"), response)
+    return errors
+
+
+def _signal_for(event: JobStateChange) -> tuple[Signal, dict[str, Any]]:
+    if event.status == PROGRESSING:
+        return signals.job_progressing, {}
+    if event.status == STATUS_UPDATE:
+        return signals.job_progress, {"percent": event.percent, "phase": event.phase}
+    if event.status == COMPLETE:
+        return signals.job_completed, {"outputs": event.outputs}
+    if event.status == ERROR:
+        return signals.job_failed, {"error_code": event.error_code,
+                                    "error_message": event.error_message,
+                                    "permanent": event.permanent}
+    if event.status == CANCELED:
+        return signals.job_canceled, {}
+    if event.status in INFO_STATUSES:
+        return signals.job_info, {"status": event.status}
+    raise ValueError(f"No signal for job status {event.status!r} of job {event.job_id}.")

@@ -1,0 +1,315 @@
+"""Job state store in Redis: one record per MediaConvert job, changed atomically.
+
+Contract:
+
+- :meth:`JobStore.apply` decides inside one Redis Lua script whether an event
+  changes its job, so concurrent drains never both apply the same change.
+  A repeated event id, or the same final status of a job seen again, is a
+  ``duplicate``. COMPLETE, ERROR and CANCELED are final: a later PROGRESSING,
+  STATUS_UPDATE or a different final status is ``stale`` and changes nothing.
+  STATUS_UPDATE events are ordered by ``detail.timestamp``: one not newer than
+  the last applied update is ``stale``. INPUT_INFORMATION, NEW_WARNING and
+  QUEUE_HOP are recorded whenever they arrive, also after the final status.
+- An ``applied`` event holds a lease (``Settings.visibility_timeout_s``) while
+  its signal fires. :meth:`JobStore.mark_dispatched` ends it. If the process dies
+  first, the same event delivered again after the lease expired comes back as
+  ``redispatch`` so the signal is fired then; while the lease runs it is
+  ``in_flight``.
+- Retention: a job record and its reference index live ``Settings.state_ttl_s``
+  seconds (14 days by default) after the job's last change; event markers live as
+  long, which covers SQS's maximum message retention of 14 days at the default.
+  An event redelivered after its marker and job record expired would be applied
+  again.
+
+Keys (all under ``Settings.redis_key_prefix``): ``job:<id>`` (hash),
+``event:<id>`` (marker), ``ref:<reference>`` (set of job ids) and ``open``
+(sorted set of non-final job ids scored by their last change in ms).
+NOTE: the keys of one script call do not share a hash tag, so the store needs a
+single Redis server or a primary with replicas, not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from mc_tasks.events import FINAL_STATUSES, JobStateChange
+from mc_tasks.outputs import JobOutputs
+from mc_tasks.settings import Settings, get_settings
+from mc_tasks.store_scripts import APPLY_EVENT, RECORD_SUBMITTED
+
+logger = logging.getLogger(__name__)
+
+APPLIED = "applied"
+REDISPATCH = "redispatch"
+DUPLICATE = "duplicate"
+STALE = "stale"
+IN_FLIGHT = "in_flight"
+
+#: Maximum jobs returned by one :meth:`JobStore.pending_jobs` call.
+DEFAULT_PENDING_LIMIT = 500
+
+_pools: dict[str, redis.ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(url: str) -> redis.ConnectionPool:
+    # redis-py pools reset themselves in a forked child (they check the PID),
+    # so one pool per URL and process is safe under Celery's prefork pool.
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None:
+            pool = redis.ConnectionPool.from_url(url, decode_responses=True)
+            _pools[url] = pool
+        return pool
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The store's decision about one event.
+
+    ``outcome`` is ``applied``, ``redispatch``, ``duplicate``, ``stale`` or
+    ``in_flight``; ``note`` says why a change was not applied.
+    """
+
+    outcome: str
+    event: JobStateChange
+    previous_status: str | None
+    status: str | None
+    note: str = ""
+    #: Lease token of an applied or redispatched event, passed to mark_dispatched.
+    token: str = ""
+
+    @property
+    def fires_signal(self) -> bool:
+        """True when the caller must fire the event's signal now."""
+        return self.outcome in (APPLIED, REDISPATCH)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What the store knows about one job. Times are in seconds since the epoch."""
+
+    job_id: str
+    status: str
+    reference: str | None
+    queue: str | None
+    user_metadata: dict[str, str]
+    submission_id: str | None
+    percent: int | None
+    phase: str | None
+    outputs: JobOutputs | None
+    error_code: int | None
+    error_message: str | None
+    warnings: list[dict[str, Any]]
+    warning_counts: list[dict[str, Any]]
+    input_information: list[Any] | None
+    created_at: float | None
+    updated_at: float | None
+    final_at: float | None
+    #: ``detail.timestamp`` (ms) of the newest event applied to this job.
+    last_event_timestamp_ms: int | None
+    receiver_errors: int
+    last_receiver_error: str | None
+
+    @property
+    def is_final(self) -> bool:
+        """True when the job is COMPLETE, ERROR or CANCELED."""
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of this record."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["outputs"] = self.outputs.to_dict() if self.outputs is not None else None
+        return data
+
+    @classmethod
+    def from_hash(cls, values: dict[str, str]) -> JobRecord:
+        """Build a record from the job hash's fields."""
+        outputs = values.get("outputs")
+        return cls(
+            job_id=values["job_id"],
+            status=values.get("status", "SUBMITTED"),
+            reference=values.get("reference"),
+            queue=values.get("queue"),
+            user_metadata=json.loads(values.get("user_metadata", "{}")),
+            submission_id=values.get("submission_id"),
+            percent=_int(values.get("percent")),
+            phase=values.get("phase"),
+            outputs=JobOutputs.from_dict(json.loads(outputs)) if outputs else None,
+            error_code=_int(values.get("error_code")),
+            error_message=values.get("error_message"),
+            warnings=json.loads(values.get("warnings", "[]")),
+            warning_counts=json.loads(values.get("warning_counts", "[]")),
+            input_information=json.loads(values["input_information"])
+            if "input_information" in values else None,
+            created_at=_seconds(values.get("created_at_ms")),
+            updated_at=_seconds(values.get("updated_at_ms")),
+            final_at=_seconds(values.get("final_at_ms")),
+            last_event_timestamp_ms=_int(values.get("last_event_ts")),
+            receiver_errors=_int(values.get("receiver_errors")) or 0,
+            last_receiver_error=values.get("last_receiver_error"),
+        )
+
+
+class JobStore:
+    """Job state store on a real Redis server; see the module docstring for the contract."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.redis: redis.Redis = redis.Redis(connection_pool=_pool(self.settings.redis_url))
+        self._prefix = self.settings.redis_key_prefix
+        self._apply_script = self.redis.register_script(APPLY_EVENT)
+        self._submitted_script = self.redis.register_script(RECORD_SUBMITTED)
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self._prefix}:job:{job_id}"
+
+    def event_key(self, event_id: str) -> str:
+        return f"{self._prefix}:event:{event_id}"
+
+    def reference_key(self, reference: str) -> str:
+        return f"{self._prefix}:ref:{reference}"
+
+    @property
+    def open_key(self) -> str:
+        return f"{self._prefix}:open"
+
+    def apply(self, event: JobStateChange) -> Transition:
+        """Apply ``event`` to its job atomically and return the decision."""
+        now_ms = _now_ms()
+        token = uuid.uuid4().hex
+        lease_expiry_ms = now_ms + self.settings.visibility_timeout_s * 1000
+        keys = [
+            self.job_key(event.job_id),
+            self.event_key(event.event_id),
+            self.open_key,
+            self.reference_key(event.reference or ""),
+        ]
+        args = [
+            event.event_id, event.status, str(event.timestamp_ms), str(now_ms),
+            str(lease_expiry_ms), str(self.settings.state_ttl_s), token, event.job_id,
+            event.reference or "", event.queue or "", json.dumps(_payload(event)),
+        ]
+        outcome, previous, status, note = self._apply_script(keys=keys, args=args)
+        transition = Transition(
+            outcome=outcome, event=event, previous_status=previous or None,
+            status=status or None, note=note,
+            token=token if outcome in (APPLIED, REDISPATCH) else "",
+        )
+        logger.debug("Event %s of job %s (%s): %s %s", event.event_id, event.job_id,
+                     event.status, outcome, note)
+        return transition
+
+    def mark_dispatched(self, transition: Transition, *, receiver_error: str | None = None
+                        ) -> None:
+        """End the lease of an applied event after its signal fired.
+
+        ``receiver_error`` (a receiver's exception text) is counted on the job record.
+        """
+        event = transition.event
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.event_key(event.event_id), "done", ex=self.settings.state_ttl_s)
+            if receiver_error is not None:
+                job_key = self.job_key(event.job_id)
+                pipe.hincrby(job_key, "receiver_errors", 1)
+                pipe.hset(job_key, "last_receiver_error", receiver_error[:1000])
+            pipe.execute()
+
+    def record_submitted(self, job_id: str, reference: str | None = None, *,
+                         queue: str | None = None, user_metadata: dict[str, str] | None = None,
+                         submission_id: str | None = None) -> JobRecord:
+        """Record a job created by CreateJob, so reconciliation can find it if events are lost.
+
+        Fields that events already set are kept, and a job whose final event
+        arrived first stays final.
+        """
+        keys = [self.job_key(job_id), self.open_key, self.reference_key(reference or "")]
+        args = [
+            job_id, str(_now_ms()), str(self.settings.state_ttl_s), reference or "",
+            queue or "", json.dumps(user_metadata) if user_metadata else "", submission_id or "",
+        ]
+        status = self._submitted_script(keys=keys, args=args)
+        logger.debug("Recorded job %s as submitted (status %s)", job_id, status)
+        record = self.get_job(job_id)
+        assert record is not None  # the script just wrote it
+        return record
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        """Return the job's record, or None when the store has none (or it expired)."""
+        values: dict[str, str] = self.redis.hgetall(self.job_key(job_id))  # type: ignore[assignment]
+        if not values or "job_id" not in values:
+            return None
+        return JobRecord.from_hash(values)
+
+    def find_jobs(self, reference: str) -> list[JobRecord]:
+        """Return the records of every job with this host reference, oldest first."""
+        members: set[str] = self.redis.smembers(self.reference_key(reference))  # type: ignore[assignment]
+        job_ids = sorted(members)
+        records = [record for record in map(self.get_job, job_ids) if record is not None]
+        return sorted(records, key=lambda record: record.created_at or 0.0)
+
+    def pending_jobs(self, older_than_s: float, *, limit: int = DEFAULT_PENDING_LIMIT
+                     ) -> list[JobRecord]:
+        """Return non-final jobs whose last change is more than ``older_than_s`` seconds old."""
+        cutoff_ms = _now_ms() - int(older_than_s * 1000)
+        job_ids: list[str] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.open_key, "-inf", cutoff_ms, start=0, num=limit)
+        records = []
+        for job_id in job_ids:
+            record = self.get_job(job_id)
+            if record is None or record.is_final:
+                self.redis.zrem(self.open_key, job_id)
+                continue
+            records.append(record)
+        return records
+
+    def touch(self, job_id: str) -> None:
+        """Mark a non-final job as checked now, so reconciliation waits before checking again."""
+        now_ms = _now_ms()
+        self.redis.zadd(self.open_key, {job_id: now_ms}, xx=True)
+        self.redis.hset(self.job_key(job_id), "checked_at_ms", str(now_ms))
+
+
+def _payload(event: JobStateChange) -> dict[str, str]:
+    payload: dict[str, str] = {}
+    if event.percent is not None:
+        payload["percent"] = str(event.percent)
+    if event.phase:
+        payload["phase"] = event.phase
+    if event.user_metadata:
+        payload["user_metadata"] = json.dumps(dict(event.user_metadata))
+    if event.status == "COMPLETE":
+        payload["outputs"] = json.dumps(event.outputs.to_dict())
+    if event.error_code is not None:
+        payload["error_code"] = str(event.error_code)
+    if event.error_message is not None:
+        payload["error_message"] = event.error_message
+    if event.is_final and event.warnings:
+        payload["warning_counts"] = json.dumps([dict(item) for item in event.warnings])
+    if event.status == "NEW_WARNING":
+        warning = dict(event.warnings[0]) if event.warnings else {}
+        warning["timestamp_ms"] = event.timestamp_ms
+        payload["warning"] = json.dumps(warning)
+    if event.status == "INPUT_INFORMATION":
+        payload["input_information"] = json.dumps(event.input_details or [])
+    return payload
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _seconds(value: str | None) -> float | None:
+    return int(value) / 1000 if value not in (None, "") else None
