@@ -17,7 +17,8 @@ from mc_tasks.settings import Settings, get_settings
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
     from mc_tasks import provision
 
-    report = provision.setup_event_delivery(settings)
+    report = provision.setup_event_delivery(
+        settings, restrict_to_mediaconvert_queue=args.restrict_to_mediaconvert_queue)
     print(report)
     if args.verify:
         verification = provision.verify_event_delivery(settings)
@@ -57,6 +58,13 @@ def _iam_policies(args: argparse.Namespace, settings: Settings | None) -> int:
         mediaconvert_queue=args.mediaconvert_queue,
     )
     print(json.dumps(documents.to_dict(), indent=2))
+    if args.create_role:
+        from mc_tasks.clients import get_client
+
+        if settings is None:
+            raise McTasksError("--create-role needs AWS settings: set AWS_DEFAULT_REGION and "
+                               "credentials.")
+        print(iam.create_service_role(documents, get_client("iam", settings)), file=sys.stderr)
     return 0
 
 
@@ -77,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "queue, queue policy and EventBridge rule")
     setup.add_argument("--verify", action="store_true",
                        help="check afterwards that events can reach the queue")
+    setup.add_argument("--restrict-to-mediaconvert-queue", action="store_true",
+                       help="match only events of MC_TASKS_MEDIACONVERT_QUEUE (given as an ARN)")
     setup.set_defaults(handler=_setup)
 
     verify = commands.add_parser("verify", help="check the rule, target and queue policy")
@@ -97,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="SQS queue name when AWS_SQS_QUEUE_NAME is not set")
     policies.add_argument("--rule-name", default="mediaconvert-job-events",
                           help="EventBridge rule name when AWS_EVENTBRIDGE_RULE_NAME is not set")
+    policies.add_argument("--create-role", action="store_true",
+                          help="also create or repair the MediaConvert service role in IAM")
     policies.set_defaults(handler=_iam_policies, settings_optional=True)
 
     status = commands.add_parser("queue-status", help="print the MediaConvert queue's status")

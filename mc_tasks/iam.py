@@ -284,9 +284,9 @@ def _same_document(current: Any, desired: dict[str, Any]) -> bool:
     return bool(normalize_document(current) == normalize_document(desired))
 
 
-def _require(condition: object, what: str, value: str, expected: str) -> None:
+def _require(condition: object, field: str, value: str, expected: str) -> None:
     if not condition:
-        raise ConfigurationError(f"Invalid {what} {value!r}: expected {expected}.")
+        raise ConfigurationError(f"Invalid {field} {value!r}: expected {expected}.")
 
 
 def _validate_bucket(bucket: str) -> None:

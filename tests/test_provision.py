@@ -70,7 +70,7 @@ def queue_url(clients: EventPathClients, name: str = QUEUE_NAME) -> str:
 def attributes(clients: EventPathClients, name: str = QUEUE_NAME) -> dict[str, str]:
     response = clients.sqs.get_queue_attributes(QueueUrl=queue_url(clients, name),
                                                 AttributeNames=["All"])
-    return dict(response["Attributes"])
+    return {str(key): value for key, value in response["Attributes"].items()}
 
 
 def statements(clients: EventPathClients, name: str = QUEUE_NAME) -> list[dict[str, Any]]:
@@ -173,7 +173,7 @@ def test_policy_statements_name_the_rule(aws: None, settings: Settings) -> None:
     assert dead_letter_statement["Condition"] == {"ArnEquals": {"aws:SourceArn": RULE_ARN}}
 
 
-def test_setup_restores_deleted_statement_and_keeps_others(aws: None, settings: Settings) -> None:
+def test_deleted_statement_restored_others_kept(aws: None, settings: Settings) -> None:
     clients = make_clients()
     setup_event_delivery(settings, clients=clients, sleep=no_sleep)
     other = {"Sid": "SomeoneElse", "Effect": "Allow", "Principal": {"AWS": ACCOUNT_ID},
@@ -238,7 +238,7 @@ def test_setup_restores_removed_target(aws: None, settings: Settings) -> None:
     assert [target["Arn"] for target in targets] == [QUEUE_ARN]
 
 
-def test_setup_repairs_target_without_dead_letter_queue(aws: None, settings: Settings) -> None:
+def test_target_without_dlq_repaired(aws: None, settings: Settings) -> None:
     clients = make_clients()
     setup_event_delivery(settings, clients=clients, sleep=no_sleep)
     clients.events.put_targets(Rule=RULE_NAME, Targets=[{"Id": TARGET_ID, "Arn": QUEUE_ARN}])
@@ -341,7 +341,7 @@ def test_restricted_rule_names_mediaconvert_queue(aws: None, settings: Settings)
     assert report.notes == []
 
 
-def test_restriction_by_queue_name_is_skipped_with_note(aws: None, settings: Settings) -> None:
+def test_queue_name_restriction_skipped_with_note(aws: None, settings: Settings) -> None:
     clients = make_clients()
 
     report = setup_event_delivery(settings, clients=clients, restrict_to_mediaconvert_queue=True,
@@ -371,7 +371,7 @@ def test_existing_fifo_queue_rejected(aws: None) -> None:
     found = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
     with pytest.raises(ProvisioningError, match="FIFO queue"):
-        check_existing_queue("events.fifo", dict(found))
+        check_existing_queue("events.fifo", {str(key): value for key, value in found.items()})
 
 
 def test_queue_with_aws_managed_key_rejected(aws: None, settings: Settings) -> None:
@@ -425,7 +425,7 @@ def test_access_denied_on_create_queue_names_action(aws: None, settings: Setting
     assert DLQ_NAME in str(caught.value)
 
 
-def test_access_denied_on_caller_identity_names_action(aws: None, settings: Settings) -> None:
+def test_denied_caller_identity_names_action(aws: None, settings: Settings) -> None:
     clients = make_clients()
     with Stubber(clients.sts) as stubber:
         stubber.add_client_error("get_caller_identity", "AccessDenied", http_status_code=403)

@@ -8,11 +8,12 @@ Two layers retry, and they do not overlap:
   and others), HTTP 429, 500, 502, 503 and 504, ``RequestTimeout`` and
   connection errors, up to ``Settings.aws_max_attempts`` attempts in total.
 * :func:`run_with_retries` reruns the whole idempotent setup when a call
-  still fails with one of those errors after botocore gave up, and also on
-  errors botocore never retries: SQS ``QueueDeletedRecently`` (a queue name
-  cannot be reused for 60 seconds after ``DeleteQueue``) and EventBridge
-  ``ConcurrentModificationException`` (another setup changed the rule at the
-  same moment).
+  still fails with one of those errors after botocore gave up. It also
+  reruns on two errors that botocore never retries. SQS raises
+  ``QueueDeletedRecently`` because a queue name cannot be reused for 60
+  seconds after ``DeleteQueue``. EventBridge raises
+  ``ConcurrentModificationException`` when another setup changes the rule at
+  the same moment.
 
 Every other error is permanent and raised at once as a
 :class:`~mc_tasks.errors.ProvisioningError` naming the resource, and for an
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 #: Attempts of a whole setup, verification or teardown run, the first one included.
 SETUP_MAX_ATTEMPTS = 6
-#: Upper bound of the first backoff delay; each later attempt doubles it.
+#: Upper bound of the first backoff delay, doubled for each later attempt.
 SETUP_BACKOFF_BASE_S = 2.0
 #: Upper bound of any single backoff delay.
 SETUP_BACKOFF_MAX_S = 64.0
@@ -102,7 +103,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EventPathClients:
-    """The three clients provisioning uses; pass your own to control endpoints or credentials."""
+    """The three clients that provisioning uses.
+
+    Pass your own to choose endpoints or credentials, or to give each thread its own clients.
+    """
 
     sqs: SQSClient
     events: EventBridgeClient
@@ -119,7 +123,7 @@ class EventPathClients:
 
 
 class RetryableStepError(Exception):
-    """A call failed with an error that a later attempt may not hit; internal to provisioning."""
+    """Failure of a call that a later attempt may not hit, used inside provisioning only."""
 
     def __init__(self, resource: str, error: str) -> None:
         super().__init__(f"{resource}: {error}")
@@ -151,10 +155,13 @@ def translate(resource: str, exc: ClientError) -> Exception:
     code = error_code(exc)
     if code in ACCESS_DENIED_CODES:
         action = IAM_ACTIONS.get(exc.operation_name, f"the IAM action of {exc.operation_name}")
+        hint = ""
+        if action.startswith(("sqs:", "events:", "sts:")):
+            hint = (" (the setup policy printed by `mc-tasks iam-policies` lists every action "
+                    "needed)")
         return ProvisioningError(
             f"Access denied to {action} on {resource}: grant {action} to the identity that runs "
-            f"setup (the setup policy printed by `mc-tasks iam-policies` lists every action "
-            f"needed), then run setup again. {describe_error(exc)}"
+            f"setup{hint}, then run it again. {describe_error(exc)}"
         )
     if is_retryable(exc):
         return RetryableStepError(resource, describe_error(exc))
@@ -169,7 +176,7 @@ def aws_step(resource: str) -> Iterator[None]:
     except ClientError as exc:
         raise translate(resource, exc) from exc
     except BotoCoreError as exc:
-        # botocore has already retried connection errors; its messages carry no secret.
+        # botocore has already retried connection errors. Its messages contain no secret.
         raise ProvisioningError(f"Setting up {resource} failed: {exc}") from exc
 
 

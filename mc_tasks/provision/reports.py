@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-#: What a run did to one resource.
+#: Outcome of a run for one resource.
 Action = Literal["created", "updated", "unchanged", "deleted", "absent", "kept"]
 
 
@@ -41,7 +41,7 @@ class ResourceResult:
 
 @dataclass
 class SetupReport:
-    """What setup or teardown did to each resource, in the order it handled them."""
+    """Outcome of setup or teardown for each resource, in the order they were handled."""
 
     resources: list[ResourceResult] = field(default_factory=list)
     #: Facts the user should know that are not a resource change.

@@ -211,7 +211,7 @@ def _ensure_queue(sqs: SQSClient, report: SetupReport, kind: str, name: str, arn
 
     check_existing_queue(name, existing.attributes)
     if existing.attributes.get("KmsMasterKeyId"):
-        # A customer managed key is kept; forcing SSE-SQS would replace it.
+        # Keep a customer managed key, because forcing SSE-SQS would replace it.
         desired = {key: value for key, value in desired.items() if key != "SqsManagedSseEnabled"}
     changed = attribute_differences(existing.attributes, desired)
     if not changed:
@@ -237,9 +237,9 @@ def _ensure_policy_statement(sqs: SQSClient, report: SetupReport, kind: str, que
     The statement is reported "created" with its queue, and "updated" when it
     is added to or repaired in a queue that already existed.
 
-    NOTE: SQS has no conditional write, so a statement that someone else adds
-    between this read and the write below is lost; rerun setup is not enough
-    to restore it. The window is one round trip.
+    NOTE: SQS has no conditional write. A statement that someone else adds
+    between this read and the write below is lost, and rerunning setup does
+    not restore it. The window is one round trip.
     """
     resource = f"{kind} of {queue_name}"
     with aws_step(resource):

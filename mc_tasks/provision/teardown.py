@@ -31,7 +31,7 @@ def teardown_event_delivery(settings: Settings | None = None, *,
 
     Messages still in either queue are lost. A rule that has targets other than
     the one setup created is kept and reported "kept", because deleting it would
-    break whoever added them. SQS refuses to create a queue with a deleted
+    stop delivery to those targets. SQS refuses to create a queue with a deleted
     queue's name for 60 seconds, so a setup right after a teardown retries
     until then.
     """

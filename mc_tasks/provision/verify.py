@@ -50,7 +50,7 @@ def verify_event_delivery(settings: Settings | None = None, *,
     of every consumed status are tested against the rule's pattern with
     EventBridge TestEventPattern. When TestEventPattern returns no result (moto
     5.2.5 implements it as an empty response) the pattern is evaluated locally
-    by :func:`pattern_matches` and the report says so in a note. Raises
+    by :func:`pattern_matches`, and the report records this in a note. Raises
     ProvisioningError only when a call fails, for example on an access denial.
     """
     settings = settings or get_settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -141,7 +142,7 @@ def test_unknown_job_is_not_found(stack: LocalStack) -> None:
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
-def test_role_that_is_not_an_arn_is_bad_request(stack: LocalStack) -> None:
+def test_role_not_arn_is_bad_request(stack: LocalStack) -> None:
     with pytest.raises(ClientError) as excinfo:
         stack.mediaconvert.create_job(Role="MediaConvertRole",
                                       Settings=job_settings(INPUT_URI, "s3://media/api/"))
@@ -220,3 +221,12 @@ def test_server_without_ffmpeg_fails_at_startup(tmp_path: Any) -> None:
 
     assert result.returncode == 2
     assert "ffmpeg was not found: install it (Debian: apt-get install ffmpeg)" in result.stderr
+
+
+def test_server_without_aws_endpoint_fails_at_startup() -> None:
+    env = {"PATH": os.environ["PATH"], "AWS_EC2_METADATA_DISABLED": "true"}
+
+    result = run_server_command("--port", str(free_port()), env=env)
+
+    assert result.returncode == 2
+    assert "set AWS_ENDPOINT_URL" in result.stderr

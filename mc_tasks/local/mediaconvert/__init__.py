@@ -32,7 +32,7 @@ __all__ = [
     "start_local_mediaconvert",
 ]
 
-#: Path that the started server must answer before it counts as ready.
+#: Path that the started server must respond to before it counts as ready.
 _READY_PATH = "/2017-08-29/queues/Default"
 
 
@@ -45,7 +45,7 @@ def start_local_mediaconvert(log_dir: Path, env: Mapping[str, str] | None = None
     command line options without dashes: ``account_id``, ``region``,
     ``work_dir``, ``concurrency``, ``max_status_update_interval``. The log goes
     to ``log_dir/mediaconvert.log``. Raise LocalStackError if the server does not
-    answer within :data:`~mc_tasks.local.stack.STARTUP_TIMEOUT_S` seconds.
+    respond within :data:`~mc_tasks.local.stack.STARTUP_TIMEOUT_S` seconds.
     """
     port = free_port()
     argv = [sys.executable, "-m", "mc_tasks.local.mediaconvert", "--host", LOOPBACK,
@@ -57,14 +57,14 @@ def start_local_mediaconvert(log_dir: Path, env: Mapping[str, str] | None = None
     url = f"http://{LOOPBACK}:{port}"
     try:
         process.wait_for_port(port)
-        _wait_until_answering(f"{url}{_READY_PATH}", process)
+        _wait_until_responding(f"{url}{_READY_PATH}", process)
     except LocalStackError:
         process.stop()
         raise
     return process, url
 
 
-def _wait_until_answering(url: str, process: ManagedProcess,
+def _wait_until_responding(url: str, process: ManagedProcess,
                           timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -75,5 +75,5 @@ def _wait_until_answering(url: str, process: ManagedProcess,
             if not process.running():
                 break
             time.sleep(0.1)
-    raise LocalStackError(f"{process.name} did not answer {url}. Last log lines:\n"
+    raise LocalStackError(f"{process.name} did not respond at {url}. Last log lines:\n"
                           f"{process.log_tail()}")

@@ -1,7 +1,7 @@
 """Errors that the local MediaConvert returns to clients, in the service's own terms.
 
-Each class is one of the exception shapes of botocore's ``mediaconvert`` model;
-its HTTP status is read from that model, so a client sees the same code and
+Each class is one of the exception shapes of botocore's ``mediaconvert`` model.
+Its HTTP status is read from that model, so a client sees the same code and
 status as from AWS.
 """
 
@@ -26,7 +26,7 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
-    """The request is invalid or asks for something the local server does not implement."""
+    """The request is invalid or requests something the local server does not implement."""
 
     code = "BadRequestException"
 

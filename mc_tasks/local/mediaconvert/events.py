@@ -30,7 +30,7 @@ EVENT_DETAIL_TYPE = "MediaConvert Job State Change"
 
 @dataclass(frozen=True)
 class JobIdentity:
-    """What every event of one job repeats."""
+    """Fields that every event of one job repeats."""
 
     job_id: str
     job_arn: str

@@ -1,9 +1,9 @@
 """The ffmpeg command line for a job: every ffmpeg argument the local server uses is here.
 
-One ffmpeg process reads the input once and writes every output of the job:
-each FILE_GROUP output is an ffmpeg output file, and each HLS group is one
-output of ffmpeg's ``hls`` muxer whose ``var_stream_map`` makes one rendition
-per MediaConvert output plus the main playlist. Files are written under
+One ffmpeg process reads the input once and writes every output of the job.
+Each FILE_GROUP output is an ffmpeg output file. Each HLS group is one output
+of ffmpeg's ``hls`` muxer, whose ``var_stream_map`` makes one rendition per
+MediaConvert output and writes the main playlist. Files are written under
 ``output_dir/g<index>/`` with their final MediaConvert names, ready to upload
 under the group's destination prefix.
 

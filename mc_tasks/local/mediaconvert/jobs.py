@@ -2,7 +2,7 @@
 
 Jobs live in memory and are lost when the server stops. A pool of worker
 threads (``concurrency``, default 1) starts SUBMITTED jobs of ACTIVE queues,
-highest Priority first and then oldest first; a PAUSED queue keeps accepting
+highest Priority first and then oldest first. A PAUSED queue keeps accepting
 jobs but starts none. Only the ``Default`` queue exists.
 """
 

@@ -7,7 +7,7 @@ and UPLOADING, and ends COMPLETE, ERROR or CANCELED, each with its event.
 STATUS_UPDATE events: one when each phase begins, and during a phase at
 most every ``min(job's StatusUpdateInterval, max_status_update_interval_s)``
 seconds. The cap (1 s by default) is shorter than any interval AWS offers,
-so that short local jobs still report progress; set it to 600 to get AWS's
+so that short local jobs still report progress. A cap of 600 s keeps AWS's
 timing.
 """
 

@@ -1,7 +1,7 @@
 """The HTTP side of the local MediaConvert: REST-JSON routing, requests and error responses.
 
 Routes come from botocore's model (each operation's method and request URI),
-so the server answers whatever path botocore's ``mediaconvert`` client sends.
+so the server handles every path that botocore's ``mediaconvert`` client sends.
 Error responses carry the modelled exception name in the ``x-amzn-ErrorType``
 header and ``{"message": ...}`` as the body, which is what botocore's
 rest-json parser reads. Requests are not authenticated: bind only to loopback.
@@ -100,15 +100,15 @@ class LocalMediaConvert:
         }
 
     def serve_forever(self) -> None:
-        """Start the workers and answer requests until :meth:`shutdown` is called."""
+        """Start the workers and serve requests until :meth:`shutdown` is called."""
         self.workers.start()
         logger.info("Local MediaConvert listening on %s (work dir %s)", self.url, self.work_dir)
         self.httpd.serve_forever()
 
     def shutdown(self) -> None:
-        """Stop answering and stop the workers; call it from a thread other than the server's.
+        """Stop serving requests and stop the workers; remove a work dir the server created.
 
-        A work dir the server created itself is removed.
+        Call it from a thread other than the one in :meth:`serve_forever`.
         """
         self.httpd.shutdown()
         self.workers.stop()
@@ -118,7 +118,7 @@ class LocalMediaConvert:
         logger.info("Local MediaConvert on %s stopped", self.url)
 
     def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, bytes]:
-        """Answer one request; return the HTTP status and the JSON body."""
+        """Handle one request; return the HTTP status and the JSON body."""
         parts = urlsplit(raw_path)
         found = match_route(self.routes, method, parts.path)
         if found is None:

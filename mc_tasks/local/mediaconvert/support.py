@@ -3,7 +3,7 @@
 :data:`JOB_SETTINGS` lists every member it accepts, by API member name, with
 the values it accepts. A member that is not listed, or a value outside its
 listed values, is rejected at CreateJob with a BadRequest naming the member
-path and value, so nothing a job asks for is silently ignored. Members marked
+path and value, so no requested setting is silently ignored. Members marked
 :data:`ANY` either change the output (and are implemented) or do not change
 what a player or a caller sees (time codes, transport stream PIDs, encoder
 tuning), so accepting them is harmless.
@@ -227,6 +227,8 @@ def check_supported(value: Any, spec: Spec, path: str) -> None:
 
 
 def _unsupported(path: str, value: Any, supported: list[str] | None) -> BadRequest:
-    shown = value if isinstance(value, str | int | float) else json.dumps(value, sort_keys=True)
+    shown_value = value
+    if not isinstance(value, str | int | float):
+        shown_value = json.dumps(value, sort_keys=True)
     hint = f" (supported: {', '.join(supported)})" if supported else ""
-    return BadRequest(f"{path}={shown} is not supported by the local MediaConvert{hint}.")
+    return BadRequest(f"{path}={shown_value} is not supported by the local MediaConvert{hint}.")

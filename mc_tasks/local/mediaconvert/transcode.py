@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 #: for example because the S3 path is wrong. Source: the MediaConvert User
 #: Guide, "Error codes" (docs.aws.amazon.com/mediaconvert/latest/ug/mediaconvert_error_codes.html).
 INPUT_ACCESS_ERROR_CODE = 1010
-#: NOTE: code for failures the local server does not classify (ffmpeg or
-#: upload errors); it is taken from the same list, whose exact meaning for
-#: 1999 was not checked.
+#: Code for failures the local server does not classify, such as ffmpeg or
+#: upload errors. NOTE: 1999 is in the same list, but its meaning there was
+#: not checked.
 UNCLASSIFIED_ERROR_CODE = 1999
 #: Seconds ffprobe may take for one file.
 PROBE_TIMEOUT_S = 60.0
