@@ -7,7 +7,7 @@ Receivers are isolated: Celery's ``Signal.send`` calls every receiver, catches
 an exception raised by one, logs it with its traceback and goes on with the
 others. A receiver error is logged again here with the job and event ids,
 counted on the job record (``receiver_errors``, ``last_receiver_error``) and
-reported to the caller; the event still counts as handled and its SQS message is
+reported to the caller. The event still counts as handled, so its SQS message is
 deleted. Retrying the signal instead would call the receivers that succeeded a
 second time, so the signal fires once and a failing receiver is the host's to
 repair, for example from :meth:`mc_tasks.store.JobStore.get_job`.
@@ -21,7 +21,6 @@ from typing import Any
 
 from celery.utils.dispatch import Signal
 
-from mc_tasks import signals
 from mc_tasks.events import (
     CANCELED,
     COMPLETE,
@@ -30,6 +29,14 @@ from mc_tasks.events import (
     PROGRESSING,
     STATUS_UPDATE,
     JobStateChange,
+)
+from mc_tasks.signals import (
+    job_canceled,
+    job_completed,
+    job_failed,
+    job_info,
+    job_progress,
+    job_progressing,
 )
 from mc_tasks.store import JobStore, Transition
 
@@ -92,17 +99,17 @@ def fire_signal(event: JobStateChange, *, sender: str, context: str = "") -> lis
 
 def _signal_for(event: JobStateChange) -> tuple[Signal, dict[str, Any]]:
     if event.status == PROGRESSING:
-        return signals.job_progressing, {}
+        return job_progressing, {}
     if event.status == STATUS_UPDATE:
-        return signals.job_progress, {"percent": event.percent, "phase": event.phase}
+        return job_progress, {"percent": event.percent, "phase": event.phase}
     if event.status == COMPLETE:
-        return signals.job_completed, {"outputs": event.outputs}
+        return job_completed, {"outputs": event.outputs}
     if event.status == ERROR:
-        return signals.job_failed, {"error_code": event.error_code,
+        return job_failed, {"error_code": event.error_code,
                                     "error_message": event.error_message,
                                     "permanent": event.permanent}
     if event.status == CANCELED:
-        return signals.job_canceled, {}
+        return job_canceled, {}
     if event.status in INFO_STATUSES:
-        return signals.job_info, {"status": event.status}
+        return job_info, {"status": event.status}
     raise ValueError(f"No signal for job status {event.status!r} of job {event.job_id}.")

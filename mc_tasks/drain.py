@@ -6,8 +6,8 @@ Contract of one :func:`drain_status_queue` run:
   requested) with a long poll bounded by the time left, so the poll stays open
   through the whole slot and an event is handled as soon as it lands. The run
   ends after ``Settings.drain_max_duration_s`` seconds or
-  ``Settings.drain_max_messages`` messages (both can be overridden per call);
-  the last long poll may pass that time by less than a second, because
+  ``Settings.drain_max_messages`` messages (both can be overridden per call).
+  The last long poll may pass that time by less than a second, because
   WaitTimeSeconds is a whole number. A duration of 0 makes one short poll.
 - Each message is parsed (:mod:`mc_tasks.events`), applied to the job state
   store (:mod:`mc_tasks.store`) and, for a real change, its signal is fired

@@ -13,6 +13,9 @@ Every error derives from :class:`McTasksError`::
     │   ├── MediaConvertQuotaExceeded       402 ServiceQuotaExceededException
     │   ├── MediaConvertThrottled           429 TooManyRequestsException   (retryable)
     │   └── MediaConvertServiceError        5xx InternalServerErrorException (retryable)
+    ├── QueuePausedError          the MediaConvert queue is paused and pauses are rejected
+    ├── QueueBusyError            the queue has too many submitted jobs          (retryable)
+    ├── RateLimitedError          the shared CreateJob rate limit had no token   (retryable)
     ├── EventParseError           an SQS message is not a usable MediaConvert job event
     ├── ProvisioningError         the EventBridge rule or SQS queue could not be set up
     └── LocalStackError           a process of the embedded local stack failed to start
@@ -102,6 +105,45 @@ class MediaConvertServiceError(MediaConvertError):
     """MediaConvert failed internally (HTTP 5xx); safe to retry with backoff."""
 
     retryable = True
+
+
+class QueuePausedError(McTasksError):
+    """The MediaConvert queue is PAUSED and the settings reject submissions to a paused queue."""
+
+    def __init__(self, message: str, *, queue: str = "") -> None:
+        super().__init__(message)
+        self.queue = queue
+
+
+class QueueBusyError(McTasksError):
+    """The MediaConvert queue has at least MC_TASKS_MAX_SUBMITTED_JOBS jobs waiting.
+
+    Nothing was sent to CreateJob. ``retry_after_s`` is the delay before the
+    next attempt, for example ``task.retry(countdown=exc.retry_after_s)``.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.0, queue: str = "",
+                 submitted_jobs_count: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.queue = queue
+        self.submitted_jobs_count = submitted_jobs_count
+
+
+class RateLimitedError(McTasksError):
+    """No CreateJob token of the shared rate limit became free within the maximum wait.
+
+    Nothing was sent to CreateJob. ``retry_after_s`` is the delay before the
+    next attempt, for example ``task.retry(countdown=exc.retry_after_s)``.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EventParseError(McTasksError, ValueError):

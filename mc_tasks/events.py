@@ -51,7 +51,7 @@ KNOWN_STATUSES = FINAL_STATUSES | INFO_STATUSES | {PROGRESSING, STATUS_UPDATE}
 #: other code (input, settings, permission, output errors) is treated as permanent.
 TRANSIENT_ERROR_CODES = frozenset({1999, 3999})
 
-#: Where a JobStateChange came from.
+#: Origins of a JobStateChange.
 ORIGIN_EVENT = "event"
 ORIGIN_GET_JOB = "get_job"
 ORIGIN_CANCEL = "cancel"
@@ -75,7 +75,7 @@ class JobStateChange:
     ``timestamp_ms`` is ``detail.timestamp`` (milliseconds since the epoch, set
     by MediaConvert). ``percent`` and ``phase`` are set for STATUS_UPDATE,
     ``error_code`` and ``error_message`` for ERROR, ``output_groups`` for
-    COMPLETE. ``warnings`` holds ``{"code", "message"}`` for NEW_WARNING and the
+    COMPLETE. ``warnings`` contains ``{"code", "message"}`` for NEW_WARNING and the
     ``{"code", "count"}`` summary of a COMPLETE or ERROR event. ``detail`` is the
     event's raw ``detail``.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -44,6 +45,29 @@ DEFAULT_MAX_RECEIVE_COUNT = 5
 DEFAULT_STATE_TTL_S = 14 * 24 * 3600
 #: Total attempts of botocore's "standard" retry mode for each AWS call.
 DEFAULT_AWS_MAX_ATTEMPTS = 3
+#: Seconds a GetQueue result is reused by the submission checks of one process; 0 disables.
+DEFAULT_QUEUE_STATUS_CACHE_S = 5.0
+#: Maximum value of MC_TASKS_QUEUE_STATUS_CACHE_S, in seconds.
+MAX_QUEUE_STATUS_CACHE_S = 300.0
+#: What a submission does when its MediaConvert queue is PAUSED (see PAUSED_QUEUE_POLICIES).
+DEFAULT_PAUSED_QUEUE = "warn"
+#: ``warn``: submit and log a warning; ``reject``: raise QueuePausedError;
+#: ``ignore``: skip GetQueue entirely, for identities without mediaconvert:GetQueue.
+PAUSED_QUEUE_POLICIES = ("warn", "reject", "ignore")
+#: Submitted (waiting) jobs in the queue at which a new submission is delayed; 0 means no limit.
+DEFAULT_MAX_SUBMITTED_JOBS = 0
+#: Seconds a submission delayed by a busy queue waits before its next attempt.
+DEFAULT_QUEUE_BUSY_RETRY_S = 60.0
+#: CreateJob calls per second allowed across every worker sharing the Redis; 0 disables.
+# NOTE: a conservative choice, not a documented value: the per-account CreateJob
+# request rate is listed under "AWS Elemental MediaConvert endpoints and quotas"
+# (docs.aws.amazon.com/general/latest/gr/mediaconvert.html) and in the Service
+# Quotas console; set MC_TASKS_CREATE_JOB_RATE to your account's value.
+DEFAULT_CREATE_JOB_RATE_PER_S = 10.0
+#: CreateJob calls that may be sent at once after an idle period (the token bucket's size).
+DEFAULT_CREATE_JOB_BURST = 10
+#: Maximum seconds a submission waits for a CreateJob token before raising RateLimitedError.
+DEFAULT_CREATE_JOB_MAX_WAIT_S = 10.0
 
 #: SQS limits (AWS quotas).
 SQS_MAX_WAIT_TIME_S = 20
@@ -81,6 +105,14 @@ class Settings:
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     state_ttl_s: int = DEFAULT_STATE_TTL_S
     aws_max_attempts: int = DEFAULT_AWS_MAX_ATTEMPTS
+    queue_status_cache_s: float = DEFAULT_QUEUE_STATUS_CACHE_S
+    #: One of PAUSED_QUEUE_POLICIES.
+    paused_queue: str = DEFAULT_PAUSED_QUEUE
+    max_submitted_jobs: int = DEFAULT_MAX_SUBMITTED_JOBS
+    queue_busy_retry_s: float = DEFAULT_QUEUE_BUSY_RETRY_S
+    create_job_rate_per_s: float = DEFAULT_CREATE_JOB_RATE_PER_S
+    create_job_burst: int = DEFAULT_CREATE_JOB_BURST
+    create_job_max_wait_s: float = DEFAULT_CREATE_JOB_MAX_WAIT_S
 
     def __post_init__(self) -> None:
         _check(_REGION.match(self.region), "AWS_DEFAULT_REGION", self.region,
@@ -120,6 +152,22 @@ class Settings:
                "an integer of at least 60 seconds")
         _check(1 <= self.aws_max_attempts <= 10, "MC_TASKS_AWS_MAX_ATTEMPTS",
                self.aws_max_attempts, "an integer from 1 to 10")
+        _check(0 <= self.queue_status_cache_s <= MAX_QUEUE_STATUS_CACHE_S,
+               "MC_TASKS_QUEUE_STATUS_CACHE_S", self.queue_status_cache_s,
+               f"a number of seconds from 0 (no cache) to {MAX_QUEUE_STATUS_CACHE_S:g}")
+        _check(self.paused_queue in PAUSED_QUEUE_POLICIES, "MC_TASKS_PAUSED_QUEUE",
+               self.paused_queue, "warn, reject or ignore")
+        _check(self.max_submitted_jobs >= 0, "MC_TASKS_MAX_SUBMITTED_JOBS",
+               self.max_submitted_jobs, "an integer of at least 0 (0 means no limit)")
+        _check(0 < self.queue_busy_retry_s < math.inf, "MC_TASKS_QUEUE_BUSY_RETRY_S",
+               self.queue_busy_retry_s, "a number of seconds above 0")
+        _check(0 <= self.create_job_rate_per_s < math.inf, "MC_TASKS_CREATE_JOB_RATE",
+               self.create_job_rate_per_s,
+               "a number of CreateJob calls per second of at least 0 (0 disables the limit)")
+        _check(self.create_job_burst >= 1, "MC_TASKS_CREATE_JOB_BURST", self.create_job_burst,
+               "an integer of at least 1")
+        _check(0 <= self.create_job_max_wait_s < math.inf, "MC_TASKS_CREATE_JOB_MAX_WAIT_S",
+               self.create_job_max_wait_s, "a number of seconds of at least 0")
 
     def __repr__(self) -> str:
         fields = []
@@ -172,6 +220,19 @@ class Settings:
                                        DEFAULT_MAX_RECEIVE_COUNT),
             state_ttl_s=_integer(env, "MC_TASKS_STATE_TTL_S", DEFAULT_STATE_TTL_S),
             aws_max_attempts=_integer(env, "MC_TASKS_AWS_MAX_ATTEMPTS", DEFAULT_AWS_MAX_ATTEMPTS),
+            queue_status_cache_s=_number(env, "MC_TASKS_QUEUE_STATUS_CACHE_S",
+                                         DEFAULT_QUEUE_STATUS_CACHE_S),
+            paused_queue=(env.get("MC_TASKS_PAUSED_QUEUE") or DEFAULT_PAUSED_QUEUE).strip().lower(),
+            max_submitted_jobs=_integer(env, "MC_TASKS_MAX_SUBMITTED_JOBS",
+                                        DEFAULT_MAX_SUBMITTED_JOBS),
+            queue_busy_retry_s=_number(env, "MC_TASKS_QUEUE_BUSY_RETRY_S",
+                                       DEFAULT_QUEUE_BUSY_RETRY_S),
+            create_job_rate_per_s=_number(env, "MC_TASKS_CREATE_JOB_RATE",
+                                          DEFAULT_CREATE_JOB_RATE_PER_S,
+                                          expected="a number of CreateJob calls per second"),
+            create_job_burst=_integer(env, "MC_TASKS_CREATE_JOB_BURST", DEFAULT_CREATE_JOB_BURST),
+            create_job_max_wait_s=_number(env, "MC_TASKS_CREATE_JOB_MAX_WAIT_S",
+                                          DEFAULT_CREATE_JOB_MAX_WAIT_S),
         )
 
     def require_role_arn(self) -> str:
@@ -200,16 +261,15 @@ def _check(condition: object, variable: str, value: object, expected: str) -> No
         raise ConfigurationError(f"Invalid {variable}={value!r}: set it to {expected}.")
 
 
-def _number(env: Mapping[str, str], variable: str, default: float) -> float:
+def _number(env: Mapping[str, str], variable: str, default: float, *,
+            expected: str = "a number of seconds") -> float:
     raw = env.get(variable)
     if raw is None or raw == "":
         return default
     try:
         return float(raw)
     except ValueError:
-        raise ConfigurationError(
-            f"Invalid {variable}={raw!r}: set it to a number of seconds."
-        ) from None
+        raise ConfigurationError(f"Invalid {variable}={raw!r}: set it to {expected}.") from None
 
 
 def _integer(env: Mapping[str, str], variable: str, default: int) -> int:

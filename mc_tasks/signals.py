@@ -15,7 +15,11 @@ without one). ``sender`` is the name of the mc_tasks function that fired it.
 
 Signals of the event path (everything but ``job_submitted``) fire from the
 drain task in a Celery worker, at most once per job and state: see
-:mod:`mc_tasks.drain` for what happens when a receiver raises.
+:mod:`mc_tasks.drain` for what happens when a receiver raises. They also fire
+from reconciliation and ``cancel_job`` when those apply a state first; then
+``event.origin`` is ``get_job`` or ``cancel`` instead of ``event``, and the
+``outputs`` of ``job_completed`` have no file paths, because GetJob returns
+none. A job's final signal fires once whichever path applies it.
 """
 
 from __future__ import annotations

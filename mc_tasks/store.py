@@ -13,7 +13,7 @@ Contract:
 - An ``applied`` event holds a lease (``Settings.visibility_timeout_s``) while
   its signal fires. :meth:`JobStore.mark_dispatched` ends it. If the process dies
   first, the same event delivered again after the lease expired comes back as
-  ``redispatch`` so the signal is fired then; while the lease runs it is
+  ``redispatch``, so the signal is fired then. While the lease runs, it is
   ``in_flight``.
 - Retention: a job record and its reference index live ``Settings.state_ttl_s``
   seconds (14 days by default) after the job's last change; event markers live as
@@ -76,7 +76,7 @@ class Transition:
     """The store's decision about one event.
 
     ``outcome`` is ``applied``, ``redispatch``, ``duplicate``, ``stale`` or
-    ``in_flight``; ``note`` says why a change was not applied.
+    ``in_flight``. ``note`` explains why a change was not applied.
     """
 
     outcome: str
@@ -95,7 +95,7 @@ class Transition:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """What the store knows about one job. Times are in seconds since the epoch."""
+    """Stored state of one job. Times are in seconds since the epoch."""
 
     job_id: str
     status: str

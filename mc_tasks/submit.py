@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mc_tasks.backpressure import admit_submission
 from mc_tasks.clients import get_client
 from mc_tasks.errors import (
     InvalidJobError,
@@ -52,6 +53,7 @@ from mc_tasks.job_settings import load_job_settings, rebase_destinations, set_in
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
 from mc_tasks.presets import DEFAULT_PRESETS, Preset, input_settings, preset_output_groups
 from mc_tasks.queues import QueueStatus, get_queue_status
+from mc_tasks.ratelimit import acquire_create_job_token
 from mc_tasks.settings import Settings, get_settings
 from mc_tasks.signals import job_submitted
 from mc_tasks.submissions import PENDING, SubmissionRecord, SubmissionStore
@@ -143,7 +145,10 @@ def submit_transcode(
     without creating another, whatever the other arguments are.
 
     Raises InvalidJobError or ConfigurationError before any AWS call when the
-    request is invalid, a :class:`~mc_tasks.errors.MediaConvertError` subclass
+    request is invalid; QueuePausedError, QueueBusyError or RateLimitedError
+    before CreateJob when :mod:`mc_tasks.backpressure` holds a new submission
+    back (never for a submission that already has a job); a
+    :class:`~mc_tasks.errors.MediaConvertError` subclass
     when MediaConvert rejects it, and botocore's connection errors
     (EndpointConnectionError, ReadTimeoutError, ConnectionClosedError)
     unchanged, so the caller can retry with the same ``submission_id``.
@@ -180,12 +185,22 @@ def submit_transcode(
     if record is not None and record.created:
         return _replay(record, submission_id, reference, prefix)
 
+    # Backpressure (mc_tasks.backpressure): a first attempt passes the queue checks
+    # and takes a rate-limit token before it is recorded, so a delayed submission
+    # leaves no record. A later attempt was already admitted: it only takes a
+    # token, and only when it will send CreateJob.
+    first_attempt = record is None
+    if first_attempt:
+        admit_submission(settings, submission_id=submission_id)
+
     client = get_client("mediaconvert", settings)
     record = store.mark_pending(submission_id)
     job = None
     if _token_window_passed(record):
         job = find_submitted_job(client, settings, submission_id, since=record.since or 0.0)
     if job is None:
+        if not first_attempt:
+            acquire_create_job_token(settings, submission_id=submission_id)
         job = _create_job(client, params, role_arn)
 
     job_id = str(job["Id"])

@@ -106,7 +106,8 @@ def queues(settings: Settings) -> Iterator[Queues]:
 
 
 def drain(settings: Settings, **kwargs: Any) -> DrainReport:
-    kwargs.setdefault("max_duration_s", 1.0)
+    """Run one drain; by default a single short poll, enough for up to 10 queued messages."""
+    kwargs.setdefault("max_duration_s", 0)
     return drain_status_queue(settings, **kwargs)
 
 
