@@ -1,4 +1,4 @@
-"""Checks that hold a submission back before CreateJob: paused queue, busy queue, rate limit.
+"""Checks that delay or reject a submission before CreateJob: paused queue, busy queue, rate limit.
 
 :func:`admit_submission` runs before the first CreateJob attempt of a
 submission and raises without any AWS write:
@@ -62,12 +62,12 @@ os.register_at_fork(after_in_child=_clear_after_fork)
 
 def get_queue_status_cached(settings: Settings | None = None, queue: str | None = None
                             ) -> QueueStatus:
-    """Return the queue's status, calling GetQueue at most once per cache period.
+    """Return the queue's status, calling GetQueue only when the cached one has expired.
 
-    The period is ``Settings.queue_status_cache_s`` (0 calls GetQueue every
-    time). Two threads that miss the cache at the same moment may both call
-    GetQueue. Errors are those of :func:`mc_tasks.queues.get_queue_status`
-    and are not cached.
+    A status expires ``Settings.queue_status_cache_s`` seconds after GetQueue
+    returned it, and 0 calls GetQueue every time. Two threads that miss the
+    cache at the same moment may both call GetQueue. Errors are those of
+    :func:`mc_tasks.queues.get_queue_status` and are not cached.
     """
     settings = settings or get_settings()
     key = (settings.region, queue_name(queue or settings.mediaconvert_queue,
@@ -96,7 +96,7 @@ def clear_queue_status_cache() -> None:
 
 def check_queue(settings: Settings | None = None, *, submission_id: str | None = None
                 ) -> QueueStatus | None:
-    """Raise if the configured queue must not receive a job now; return its status.
+    """Check that the configured queue may receive a job now, and return its status.
 
     Raises QueuePausedError or QueueBusyError as described in the module
     docstring. Returns None without calling GetQueue when
@@ -125,7 +125,7 @@ def check_queue(settings: Settings | None = None, *, submission_id: str | None =
 
 def admit_submission(settings: Settings | None = None, *, submission_id: str | None = None
                      ) -> None:
-    """Run the queue checks, then take a CreateJob token; raise if the job must wait.
+    """Run the queue checks, then take a CreateJob token, raising when the job must wait.
 
     Call it only on the path that will send CreateJob for a new submission:
     an idempotent replay of a recorded job must not be delayed or rejected.

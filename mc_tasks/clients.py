@@ -45,6 +45,7 @@ def _clear_after_fork() -> None:
     global _lock
     _lock = threading.Lock()
     _clients.clear()
+    _account_ids.clear()
 
 
 os.register_at_fork(after_in_child=_clear_after_fork)
@@ -97,6 +98,24 @@ def get_client(service: str, settings: Settings | None = None) -> Any:
 
 
 def clear_clients() -> None:
-    """Drop every cached client; the next :func:`get_client` call creates a new one."""
+    """Drop every cached client and account id; the next call creates them anew."""
     with _lock:
         _clients.clear()
+        _account_ids.clear()
+
+
+_account_ids: dict[str, str] = {}
+
+
+def caller_account_id(settings: Settings | None = None) -> str:
+    """Return the AWS account id of the credentials in use (STS GetCallerIdentity), cached.
+
+    GetCallerIdentity needs no IAM permission. The drain compares it with each
+    event's account, so events of another account never fire signals.
+    """
+    settings = settings or get_settings()
+    account_id = _account_ids.get(settings.region)
+    if account_id is None:
+        account_id = get_client("sts", settings).get_caller_identity()["Account"]
+        _account_ids[settings.region] = account_id
+    return account_id

@@ -55,7 +55,7 @@ import redis
 
 from mc_tasks.clients import get_client
 from mc_tasks.dispatch import handle_event
-from mc_tasks.errors import EventParseError
+from mc_tasks.errors import EventParseError, ProvisioningError
 from mc_tasks.events import discard_reason, parse_message
 from mc_tasks.settings import SQS_MAX_WAIT_TIME_S, Settings, get_settings
 from mc_tasks.store import IN_FLIGHT, STALE, JobStore
@@ -128,7 +128,7 @@ def drain_status_queue(settings: Settings | None = None, *, max_duration_s: floa
                          "at least 1 message.")
     store = store or JobStore(settings)
     sqs = get_client("sqs", settings)
-    queue_url = sqs.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+    queue_url = _queue_url(sqs, settings)
 
     report = DrainReport()
     started = time.monotonic()
@@ -156,6 +156,18 @@ def drain_status_queue(settings: Settings | None = None, *, max_duration_s: floa
     report.duration_s = time.monotonic() - started
     logger.info("Drained queue %s: %s", settings.sqs_queue_name, report.to_dict())
     return report
+
+
+def _queue_url(sqs: SQSClient, settings: Settings) -> str:
+    """Return the queue's URL; raise ProvisioningError saying to run the setup if it is missing."""
+    try:
+        return sqs.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        raise ProvisioningError(
+            f"SQS queue {settings.sqs_queue_name!r} does not exist in {settings.region}: run "
+            "`mc-tasks setup` (or the mc_tasks.setup_event_delivery task) once, or set "
+            "AWS_SQS_QUEUE_NAME to the queue the EventBridge rule targets."
+        ) from None
 
 
 def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef],

@@ -1,7 +1,7 @@
 """A rate limit on CreateJob shared by every worker, process and machine using one Redis.
 
 The limit is a token bucket stored in the hash ``<prefix>:ratelimit:create_job``.
-The bucket holds at most ``Settings.create_job_burst`` tokens and refills at
+The bucket contains at most ``Settings.create_job_burst`` tokens and refills at
 ``Settings.create_job_rate_per_s`` tokens per second. One Lua script refills
 the bucket by the time elapsed since its last use and takes a token, or
 returns how long until the next token. Redis runs a script atomically and
@@ -40,7 +40,7 @@ MIN_SLEEP_S = 0.001
 
 # KEYS[1]: the bucket hash. ARGV[1]: tokens per second. ARGV[2]: bucket size.
 # Returns 0 when a token was taken, else the milliseconds until one is free.
-_TAKE_TOKEN_LUA = """
+_BUCKET_LUA = """
 if redis.replicate_commands then
   redis.replicate_commands()
 end
@@ -77,12 +77,15 @@ return wait_ms
 
 
 class CreateJobRateLimiter:
-    """The shared CreateJob token bucket of ``settings``; thread-safe, one Redis call per try."""
+    """The shared CreateJob token bucket of ``settings``, safe to use from several threads.
+
+    Each try is one Redis call (EVALSHA of the bucket script).
+    """
 
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self._settings = settings
         self._connection = connection or redis_client(settings.redis_url)
-        self._take_token = self._connection.register_script(_TAKE_TOKEN_LUA)
+        self._take_token = self._connection.register_script(_BUCKET_LUA)
         self.key = f"{settings.redis_key_prefix}:{CREATE_JOB_BUCKET_SUFFIX}"
 
     @property
@@ -90,7 +93,7 @@ class CreateJobRateLimiter:
         return self._settings.create_job_rate_per_s > 0
 
     def try_acquire(self) -> float:
-        """Take a token if one is free; return 0.0, or the seconds until the next token."""
+        """Take a token if one is free and return 0.0, else the seconds until the next token."""
         if not self.enabled:
             return 0.0
         wait_ms = self._take_token(
@@ -102,7 +105,7 @@ class CreateJobRateLimiter:
 
     def acquire(self, timeout_s: float | None = None, *, submission_id: str | None = None
                 ) -> float:
-        """Take a token, sleeping while none is free; return the seconds spent waiting.
+        """Take a token, sleeping while none is free, and return the seconds spent waiting.
 
         Waits at most ``timeout_s`` (default ``Settings.create_job_max_wait_s``).
         Raises :class:`~mc_tasks.errors.RateLimitedError` at once when the next
@@ -125,7 +128,7 @@ class CreateJobRateLimiter:
 
             if now + wait_s > deadline:
                 raise self._limited(wait_s, timeout_s, submission_id)
-            # Up to 10 % jitter spreads callers that were told the same wait.
+            # Up to 10 % jitter spreads callers that received the same wait.
             time.sleep(max(MIN_SLEEP_S, wait_s * (1 + 0.1 * random.random())))  # noqa: S311
 
     def _limited(self, wait_s: float, timeout_s: float, submission_id: str | None

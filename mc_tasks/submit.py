@@ -56,6 +56,7 @@ from mc_tasks.queues import QueueStatus, get_queue_status
 from mc_tasks.ratelimit import acquire_create_job_token
 from mc_tasks.settings import Settings, get_settings
 from mc_tasks.signals import job_submitted
+from mc_tasks.store import JobStore
 from mc_tasks.submissions import PENDING, SubmissionRecord, SubmissionStore
 from mc_tasks.validation import (
     normalize_destination,
@@ -146,8 +147,8 @@ def submit_transcode(
 
     Raises InvalidJobError or ConfigurationError before any AWS call when the
     request is invalid; QueuePausedError, QueueBusyError or RateLimitedError
-    before CreateJob when :mod:`mc_tasks.backpressure` holds a new submission
-    back (never for a submission that already has a job); a
+    before CreateJob when :mod:`mc_tasks.backpressure` delays or rejects a new
+    submission (never one that already has a job); a
     :class:`~mc_tasks.errors.MediaConvertError` subclass
     when MediaConvert rejects it, and botocore's connection errors
     (EndpointConnectionError, ReadTimeoutError, ConnectionClosedError)
@@ -206,6 +207,11 @@ def submit_transcode(
     job_id = str(job["Id"])
     queue = str(job.get("Queue") or settings.mediaconvert_queue)
     store.mark_created(submission_id, job_id, queue=queue, destination=prefix)
+    # The job state store learns of the job here because MediaConvert emits no
+    # SUBMITTED event; reconciliation needs the record if every event is lost.
+    JobStore(settings).record_submitted(job_id, reference, queue=queue,
+                                        user_metadata=dict(metadata),
+                                        submission_id=submission_id)
     logger.info("Submission %s created MediaConvert job %s (reference %s, queue %s)",
                 submission_id, job_id, reference, queue)
     job_submitted.send(sender="submit_transcode", job_id=job_id, reference=reference,

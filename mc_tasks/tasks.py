@@ -19,6 +19,7 @@ by an earlier attempt instead of creating a second one.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,14 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, 
 from celery import Task, shared_task
 
 from mc_tasks import drain, provision, reconcile, submit
-from mc_tasks.errors import MediaConvertServiceError, MediaConvertThrottled
+from mc_tasks.clients import caller_account_id
+from mc_tasks.errors import (
+    MediaConvertServiceError,
+    MediaConvertThrottled,
+    ProvisioningError,
+    QueueBusyError,
+    RateLimitedError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,8 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 #: Celery retries of a submission after botocore gave up.
 SUBMIT_MAX_RETRIES = 6
+#: Deferrals of one submission for a busy queue or the CreateJob rate limit.
+DEFER_MAX_RETRIES = 60
 #: Upper bound of the backoff between two Celery retries, in seconds.
 RETRY_BACKOFF_MAX_S = 300
 
@@ -81,20 +91,26 @@ def submit_transcode(
     submission id defaults to this task's id, which stays the same across
     retries, so a retried task never creates a second job.
     """
-    result = submit.submit_transcode(
-        input_uri,
-        destination,
-        reference=reference,
-        job_settings=job_settings,
-        presets=presets,
-        job_template=job_template,
-        user_metadata=user_metadata,
-        priority=priority,
-        status_update_interval=status_update_interval,
-        acceleration=acceleration,
-        tags=tags,
-        submission_id=submission_id or self.request.id,
-    )
+    try:
+        result = submit.submit_transcode(
+            input_uri,
+            destination,
+            reference=reference,
+            job_settings=job_settings,
+            presets=presets,
+            job_template=job_template,
+            user_metadata=user_metadata,
+            priority=priority,
+            status_update_interval=status_update_interval,
+            acceleration=acceleration,
+            tags=tags,
+            submission_id=submission_id or self.request.id,
+        )
+    except (QueueBusyError, RateLimitedError) as exc:
+        # A deferral, not a failure: retry after the delay the error names
+        # instead of the exponential backoff used for AWS errors.
+        raise self.retry(exc=exc, countdown=exc.retry_after_s * random.uniform(1.0, 1.5),  # noqa: S311
+                         max_retries=DEFER_MAX_RETRIES) from exc
     return result.to_dict()
 
 
@@ -112,8 +128,16 @@ def get_queue_status(queue: str | None = None) -> dict[str, Any]:
 
 @shared_task(name="mc_tasks.drain_status_queue", ignore_result=True)
 def drain_status_queue() -> dict[str, Any]:
-    """Receive job state change events from SQS and fire signals (see :mod:`mc_tasks.drain`)."""
-    return drain.drain_status_queue().to_dict()
+    """Receive job state change events from SQS and fire signals (see :mod:`mc_tasks.drain`).
+
+    A missing queue is logged as one error line per run instead of a traceback,
+    because beat keeps scheduling the task until the setup has run.
+    """
+    try:
+        return drain.drain_status_queue(expected_account_id=caller_account_id()).to_dict()
+    except ProvisioningError as exc:
+        logger.error("Drain skipped: %s", exc)
+        return {"error": str(exc)}
 
 
 @shared_task(name="mc_tasks.reconcile_jobs", ignore_result=True)

@@ -135,7 +135,7 @@ def test_cache_refreshes_after_period(mc_settings: Settings, operations: list[st
     assert operations.count("GetQueue") == 2
 
 
-def test_cache_disabled_calls_get_queue_each_time(mc_settings: Settings,
+def test_zero_cache_period_disables_cache(mc_settings: Settings,
                                                   operations: list[str]) -> None:
     uncached = mc_settings.replace(queue_status_cache_s=0.0)
 
@@ -155,7 +155,7 @@ def test_cache_key_accepts_queue_arn(mc_settings: Settings, operations: list[str
 
 
 @pytest.mark.usefixtures("paused_queue")
-def test_paused_queue_rejects_when_configured(mc_settings: Settings,
+def test_paused_queue_reject_policy(mc_settings: Settings,
                                               operations: list[str]) -> None:
     rejecting = mc_settings.replace(paused_queue="reject")
 
@@ -199,7 +199,7 @@ def test_ignore_policy_skips_get_queue(mc_settings: Settings, operations: list[s
 
 
 @pytest.mark.usefixtures("paused_queue")
-def test_busy_queue_raises_with_retry_delay(mc_settings: Settings,
+def test_busy_queue_raises_with_delay(mc_settings: Settings,
                                             operations: list[str]) -> None:
     uncached = mc_settings.replace(queue_status_cache_s=0.0)
     waiting = get_queue_status_cached(uncached).submitted_jobs_count
@@ -232,7 +232,7 @@ def test_queue_below_limit_is_admitted(mc_settings: Settings) -> None:
     assert status.submitted_jobs_count == waiting
 
 
-def test_replay_skips_queue_checks_and_rate_limit(mc_settings: Settings,
+def test_replay_skips_all_checks(mc_settings: Settings,
                                                   operations: list[str]) -> None:
     first = submit_transcode(INPUT_URI, DESTINATION, submission_id="sub-replay",
                              settings=mc_settings)
@@ -252,7 +252,7 @@ def test_replay_skips_queue_checks_and_rate_limit(mc_settings: Settings,
     assert sent_by_replay == []
 
 
-def test_retry_of_pending_submission_skips_queue_checks(mc_settings: Settings,
+def test_pending_retry_skips_queue_checks(mc_settings: Settings,
                                                         operations: list[str]) -> None:
     SubmissionStore(mc_settings).mark_pending("sub-pending")
     rejecting = mc_settings.replace(paused_queue="reject")
@@ -270,7 +270,7 @@ def test_retry_of_pending_submission_skips_queue_checks(mc_settings: Settings,
     assert "CreateJob" in operations
 
 
-def test_retry_of_pending_submission_is_rate_limited(mc_settings: Settings,
+def test_pending_retry_is_rate_limited(mc_settings: Settings,
                                                      operations: list[str]) -> None:
     SubmissionStore(mc_settings).mark_pending("sub-pending-limited")
     limited = empty_bucket(mc_settings)
@@ -282,7 +282,7 @@ def test_retry_of_pending_submission_is_rate_limited(mc_settings: Settings,
     assert "CreateJob" not in operations
 
 
-def test_new_submission_without_token_is_rate_limited(mc_settings: Settings,
+def test_new_submission_is_rate_limited(mc_settings: Settings,
                                                       operations: list[str]) -> None:
     limited = empty_bucket(mc_settings)
 
@@ -295,7 +295,7 @@ def test_new_submission_without_token_is_rate_limited(mc_settings: Settings,
     assert SubmissionStore(limited).get("sub-no-token") is None
 
 
-def test_rejected_submission_keeps_its_token(mc_settings: Settings) -> None:
+def test_rejection_keeps_rate_token(mc_settings: Settings) -> None:
     strict = mc_settings.replace(paused_queue="reject", create_job_rate_per_s=0.01,
                                  create_job_burst=1)
     client = get_client("mediaconvert", mc_settings)
@@ -309,7 +309,7 @@ def test_rejected_submission_keeps_its_token(mc_settings: Settings) -> None:
     assert CreateJobRateLimiter(strict).try_acquire() == 0.0
 
 
-def test_failed_lookup_is_logged_when_nothing_can_reject(
+def test_advisory_lookup_failure_is_logged(
         mc_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     unknown = mc_settings.replace(mediaconvert_queue="no-such-queue")
 
@@ -321,7 +321,7 @@ def test_failed_lookup_is_logged_when_nothing_can_reject(
     assert "no-such-queue" in caplog.text
 
 
-def test_failed_lookup_raises_when_check_can_reject(mc_settings: Settings) -> None:
+def test_blocking_lookup_failure_raises(mc_settings: Settings) -> None:
     unknown = mc_settings.replace(mediaconvert_queue="no-such-queue", paused_queue="reject")
 
     with pytest.raises(MediaConvertNotFound) as caught:

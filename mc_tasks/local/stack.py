@@ -111,17 +111,24 @@ class ManagedProcess:
                               f"within {timeout_s:g} s. Last log lines:\n{self.log_tail()}")
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop the process group this process leads: SIGTERM, then SIGKILL after ``grace_s``."""
-        if not self.running():
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s (PID %d) ignored SIGTERM; sending SIGKILL", self.name, self.pid)
-            self._signal(signal.SIGKILL)
-            self.popen.wait(timeout=grace_s)
-        logger.info("Stopped %s (PID %d)", self.name, self.pid)
+        """Stop the process: SIGTERM to it, then SIGKILL to its group after ``grace_s``.
+
+        SIGTERM goes to the process alone so that it shuts down its own children
+        (a Celery worker finishes its running tasks). Whatever is left of its
+        process group afterwards is killed.
+        """
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s (PID %d) ignored SIGTERM for %g s; sending SIGKILL",
+                               self.name, self.pid, grace_s)
+                self._signal(signal.SIGKILL)
+                self.popen.wait(timeout=grace_s)
+            logger.info("Stopped %s (PID %d)", self.name, self.pid)
+        self._signal(signal.SIGKILL)
 
     def kill(self) -> None:
         """Send SIGKILL to the process group at once."""

@@ -99,7 +99,7 @@ def test_video_transcodes_to_completed_signal(
 
     names = [r["signal"] for r in records]
     assert names.count("job_submitted") == 1
-    assert names.count("job_completed") == 1
+    assert names.count("job_completed") == 1, records
     assert "job_failed" not in names
     completed = next(r for r in records if r["signal"] == "job_completed")
     assert completed["reference"] == "video-42"

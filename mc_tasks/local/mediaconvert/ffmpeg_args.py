@@ -88,7 +88,9 @@ def _frame_capture_args(video: VideoPlan, stem: Path, extension: str) -> list[st
     capture = video.frame_capture
     assert capture is not None
     numerator, denominator = capture.rate
-    filters = [f"fps={numerator}/{denominator}", *_scale_filters(video)]
+    # round=up emits the capture at 0 s at once, so a clip shorter than half the
+    # capture interval still gets its first image, as MediaConvert's does.
+    filters = [f"fps={numerator}/{denominator}:round=up", *_scale_filters(video)]
     # Quality 100 is ffmpeg's best JPEG quantizer (2) and quality 1 its worst (31).
     qscale = round(2 + (100 - capture.quality) * 29 / 99)
     args = ["-map", "0:v:0", "-filter:v", ",".join(filters), "-c:v", "mjpeg",
