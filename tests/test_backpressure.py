@@ -27,8 +27,6 @@ from mc_tasks.errors import (
     QueuePausedError,
     RateLimitedError,
 )
-from mc_tasks.local.mediaconvert import start_local_mediaconvert
-from mc_tasks.local.stack import FAKE_AWS_ENVIRONMENT, start_moto_server
 from mc_tasks.ratelimit import CreateJobRateLimiter
 from mc_tasks.settings import (
     DEFAULT_MAX_SUBMITTED_JOBS,
@@ -39,6 +37,7 @@ from mc_tasks.settings import (
 )
 from mc_tasks.submissions import SubmissionStore
 from mc_tasks.submit import submit_transcode
+from tests.support import local_aws_servers
 
 INPUT_URI = "s3://media-in/uploads/clip.mp4"
 DESTINATION = "s3://media-out/videos"
@@ -50,20 +49,11 @@ SHORT_CACHE_S = 0.3
 def local_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start moto's server and the local MediaConvert; aim the mediaconvert client at it."""
     log_dir = tmp_path_factory.mktemp("backpressure-logs")
-    moto, moto_url = start_moto_server(log_dir)
-    try:
-        env = {"PATH": "/usr/bin:/bin", **FAKE_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": moto_url}
-        server, url = start_local_mediaconvert(log_dir, env)
-        try:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
-                clear_clients()
-                yield url
-            clear_clients()
-        finally:
-            server.stop()
-    finally:
-        moto.stop()
+    with local_aws_servers(log_dir) as (_, url), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
+        clear_clients()
+        yield url
+    clear_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,13 +17,13 @@ from mc_tasks.clients import clear_clients
 from mc_tasks.dispatch import handle_event
 from mc_tasks.errors import InvalidJobError, MediaConvertNotFound
 from mc_tasks.events import parse_message
-from mc_tasks.local.mediaconvert import start_local_mediaconvert
-from mc_tasks.local.stack import FAKE_AWS_ENVIRONMENT, start_moto_server
+from mc_tasks.local.media import make_sample_clip
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY
 from mc_tasks.reconcile import cancel_job, changes_from_get_job, reconcile_jobs
 from mc_tasks.settings import Settings
 from mc_tasks.store import JobStore
 from tests import event_samples as samples
+from tests.support import local_aws_servers
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/MediaConvertRole"
 BUCKET = "reconcile-media"
@@ -44,23 +41,15 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("logs")
-    moto, moto_url = start_moto_server(log_dir)
-    try:
-        env = {**os.environ, **FAKE_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": moto_url}
-        server, url = start_local_mediaconvert(log_dir, env,
-                                               work_dir=tmp_path_factory.mktemp("work"))
-        try:
-            clip = tmp_path_factory.mktemp("clip") / "clip.mp4"
-            make_clip(clip)
-            s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
-            s3.create_bucket(Bucket=BUCKET)
-            s3.upload_file(str(clip), BUCKET, "in/clip.mp4")
-            client = boto3.client("mediaconvert", endpoint_url=url, region_name="us-east-1")
-            yield Stack(url, client)
-        finally:
-            server.stop()
-    finally:
-        moto.stop()
+    work_dir = tmp_path_factory.mktemp("work")
+    with local_aws_servers(log_dir, work_dir=work_dir) as (moto_url, url):
+        clip = make_sample_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", duration_s=1.0,
+                                width=320, height=180)
+        s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.upload_file(str(clip), BUCKET, "in/clip.mp4")
+        client = boto3.client("mediaconvert", endpoint_url=url, region_name="us-east-1")
+        yield Stack(url, client)
 
 
 @pytest.fixture
@@ -87,16 +76,6 @@ def recorded() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     yield calls
     for signal, receive in receivers:
         signal.disconnect(receive)
-
-
-def make_clip(path: Path) -> None:
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-preset", "ultrafast",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
-        check=True,
-    )
 
 
 def create_job(client: Any, reference: str, input_uri: str = INPUT_URI) -> str:

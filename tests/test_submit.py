@@ -20,14 +20,13 @@ from botocore.exceptions import ReadTimeoutError
 
 from mc_tasks.clients import clear_clients, get_client
 from mc_tasks.errors import MediaConvertNotFound
-from mc_tasks.local.mediaconvert import start_local_mediaconvert
-from mc_tasks.local.stack import FAKE_AWS_ENVIRONMENT, start_moto_server
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
 from mc_tasks.settings import Settings
 from mc_tasks.signals import job_submitted
 from mc_tasks.submissions import SubmissionStore
 from mc_tasks.submit import get_queue_status, submit_transcode
 from tests.conftest import TEST_REDIS_URL
+from tests.support import local_aws_servers
 
 INPUT_URI = "s3://media-in/uploads/my clip+1 été.mp4"
 DESTINATION = "s3://media-out/videos"
@@ -39,20 +38,11 @@ LOST_RESPONSE_ROUNDS = 20
 def local_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start moto's server and the local MediaConvert; aim the mediaconvert client at it."""
     log_dir = tmp_path_factory.mktemp("submit-logs")
-    moto, moto_url = start_moto_server(log_dir)
-    try:
-        env = {"PATH": "/usr/bin:/bin", **FAKE_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": moto_url}
-        server, url = start_local_mediaconvert(log_dir, env)
-        try:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
-                clear_clients()
-                yield url
-            clear_clients()
-        finally:
-            server.stop()
-    finally:
-        moto.stop()
+    with local_aws_servers(log_dir) as (_, url), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
+        clear_clients()
+        yield url
+    clear_clients()
 
 
 @pytest.fixture

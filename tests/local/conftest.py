@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,8 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mc_tasks.local.mediaconvert import start_local_mediaconvert
-from mc_tasks.local.stack import FAKE_AWS_ENVIRONMENT, start_moto_server
+from tests.support import local_aws_servers
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/MediaConvertRole"
 BUCKET = "media"
@@ -41,22 +39,14 @@ class LocalStack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """moto's server and the local MediaConvert, with a bucket holding a 2-second clip."""
     log_dir = tmp_path_factory.mktemp("logs")
-    moto, moto_url = start_moto_server(log_dir)
-    try:
-        env = {**os.environ, **FAKE_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": moto_url}
-        server, url = start_local_mediaconvert(log_dir, env,
-                                               work_dir=tmp_path_factory.mktemp("work"))
-        try:
-            s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
-            s3.create_bucket(Bucket=BUCKET)
-            clip = make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-            s3.upload_file(str(clip), BUCKET, INPUT_KEY)
-            client = boto3.client("mediaconvert", endpoint_url=url, region_name="us-east-1")
-            yield LocalStack(moto_url, url, client, s3, log_dir)
-        finally:
-            server.stop()
-    finally:
-        moto.stop()
+    work_dir = tmp_path_factory.mktemp("work")
+    with local_aws_servers(log_dir, work_dir=work_dir) as (moto_url, url):
+        s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        clip = make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+        s3.upload_file(str(clip), BUCKET, INPUT_KEY)
+        client = boto3.client("mediaconvert", endpoint_url=url, region_name="us-east-1")
+        yield LocalStack(moto_url, url, client, s3, log_dir)
 
 
 def make_clip(path: Path, duration_s: int = CLIP_DURATION_S) -> Path:
