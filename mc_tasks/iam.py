@@ -171,12 +171,15 @@ def policy_documents(*, bucket: str, account_id: str, region: str,
             _statement("ReadQueue", ["mediaconvert:GetQueue"], [queue_arn]),
             _statement("ReadAndCancelJobs", ["mediaconvert:GetJob", "mediaconvert:CancelJob"],
                        [f"{mediaconvert}:jobs/*"]),
+            # A submission retried after the ClientRequestToken window searches recent
+            # jobs for its submission id. ListJobs supports no resource-level permission.
+            _statement("FindRetriedSubmissions", ["mediaconvert:ListJobs"], ["*"]),
+            # DeleteMessageBatch and ChangeMessageVisibilityBatch are authorized by
+            # sqs:DeleteMessage and sqs:ChangeMessageVisibility (SQS API reference).
             _statement("ConsumeJobEvents", [
                 "sqs:ReceiveMessage",
                 "sqs:DeleteMessage",
-                "sqs:DeleteMessageBatch",
                 "sqs:ChangeMessageVisibility",
-                "sqs:ChangeMessageVisibilityBatch",
                 "sqs:GetQueueUrl",
                 "sqs:GetQueueAttributes",
             ], [f"{sqs}:{sqs_queue_name}"]),

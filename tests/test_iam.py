@@ -96,9 +96,15 @@ def test_submitter_consumes_event_queue(documents: PolicyDocuments) -> None:
 
     assert consume["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:mediaconvert-messages"]
     assert sorted(consume["Action"]) == sorted([
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:DeleteMessageBatch",
-        "sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch", "sqs:GetQueueUrl",
-        "sqs:GetQueueAttributes"])
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl", "sqs:GetQueueAttributes"])
+
+
+def test_submitter_may_list_jobs(documents: PolicyDocuments) -> None:
+    search = statement(documents.submitter_policy, "FindRetriedSubmissions")
+
+    assert search["Action"] == ["mediaconvert:ListJobs"]
+    assert search["Resource"] == ["*"]
 
 
 def test_setup_policy_scopes_rule_and_queues(documents: PolicyDocuments) -> None:
