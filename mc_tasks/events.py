@@ -194,7 +194,8 @@ def parse_event(envelope: Mapping[str, Any]) -> JobStateChange:
         raise EventParseError(f"Event {event_id} has no 'detail' object.", reason="wrong_shape")
     try:
         return _parse_detail(event_id, envelope, detail)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        # ArithmeticError: a number such as 1e999 or Infinity where an integer belongs.
         raise EventParseError(f"Event {event_id} has an invalid detail: {exc}.",
                               reason="wrong_shape") from exc
 
@@ -223,7 +224,8 @@ def discard_reason(event: JobStateChange, settings: Settings, *,
 def _load_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser's recursion limit.
         raise EventParseError(f"The {what} is not JSON: {exc}.", reason="not_json") from exc
     if not isinstance(value, dict):
         raise EventParseError(f"The {what} is JSON {type(value).__name__}, expected an object.",

@@ -233,3 +233,30 @@ def test_unknown_status_discarded(settings: Settings) -> None:
     event = parse_message(body(samples.envelope("PAUSED_FOREVER", JOB)))
 
     assert discard_reason(event, settings) == "unknown_status"
+
+
+@pytest.mark.parametrize("detail_change", [
+    {"timestamp": float("inf")},
+    {"jobProgress": {"jobPercentComplete": 1e999, "currentPhase": "TRANSCODING"}},
+    {"errorCode": float("-inf")},
+])
+def test_overflowing_number_is_wrong_shape(detail_change: dict[str, object]) -> None:
+    envelope = samples.status_update("job-1", percent=10)
+    envelope["detail"].update(detail_change)
+    if "errorCode" in detail_change:
+        envelope["detail"]["status"] = "ERROR"
+
+    with pytest.raises(EventParseError) as caught:
+        parse_message(json.dumps(envelope))
+
+    assert caught.value.reason == "wrong_shape"
+    assert not caught.value.discardable
+
+
+def test_deeply_nested_body_is_not_json() -> None:
+    body = "[" * 100_000 + "]" * 100_000
+
+    with pytest.raises(EventParseError) as caught:
+        parse_message(body)
+
+    assert caught.value.reason == "not_json"

@@ -11,6 +11,7 @@ import multiprocessing
 import threading
 import time
 from multiprocessing.queues import Queue
+from typing import Any
 
 import pytest
 import redis
@@ -47,8 +48,12 @@ def take_for(limiter: CreateJobRateLimiter, until: float) -> int:
     return granted
 
 
-def take_in_child(settings: Settings, until: float, results: Queue[int]) -> None:
-    results.put(take_for(CreateJobRateLimiter(settings), until))
+def take_in_child(settings: Settings, window_s: float, ready: Queue[int], start: Any,
+                  results: Queue[int]) -> None:
+    limiter = CreateJobRateLimiter(settings)
+    ready.put(1)
+    start.wait(30)
+    results.put(take_for(limiter, time.time() + window_s))
 
 
 def test_full_bucket_grants_exactly_burst(settings: Settings) -> None:
@@ -100,15 +105,21 @@ def test_processes_share_one_bucket(settings: Settings) -> None:
     # spawn, not fork: a forked child would inherit the broker connections that
     # other tests left open in this process and hang closing them.
     context = multiprocessing.get_context("spawn")
+    ready: Queue[int] = context.Queue()
     results: Queue[int] = context.Queue()
-    started = time.time()
-    until = started + WINDOW_S
+    start = context.Event()
 
-    children = [context.Process(target=take_in_child, args=(shared, until, results))
+    children = [context.Process(target=take_in_child,
+                                args=(shared, WINDOW_S, ready, start, results))
                 for _ in range(2)]
     for child in children:
         child.start()
-    counts = [results.get(timeout=10) for _ in children]
+    for _ in children:
+        ready.get(timeout=30)
+    # The window starts once both children have imported everything.
+    started = time.time()
+    start.set()
+    counts = [results.get(timeout=30) for _ in children]
     for child in children:
         child.join(timeout=10)
     elapsed_s = time.time() - started
