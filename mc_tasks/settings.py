@@ -69,6 +69,9 @@ DEFAULT_CREATE_JOB_BURST = 10
 #: Maximum seconds a submission waits for a CreateJob token before raising RateLimitedError.
 DEFAULT_CREATE_JOB_MAX_WAIT_S = 10.0
 
+#: Maximum MC_TASKS_DRAIN_INTERVAL_S, in seconds (one day); celery beat needs a finite interval.
+MAX_DRAIN_INTERVAL_S = 86400.0
+
 #: SQS limits (AWS quotas).
 SQS_MAX_WAIT_TIME_S = 20
 SQS_MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
@@ -115,27 +118,27 @@ class Settings:
     create_job_max_wait_s: float = DEFAULT_CREATE_JOB_MAX_WAIT_S
 
     def __post_init__(self) -> None:
-        _check(_REGION.match(self.region), "AWS_DEFAULT_REGION", self.region,
+        _check(_REGION.fullmatch(self.region), "AWS_DEFAULT_REGION", self.region,
                "an AWS region such as us-east-1")
-        _check(_QUEUE_NAME.match(self.sqs_queue_name), "AWS_SQS_QUEUE_NAME", self.sqs_queue_name,
+        _check(_QUEUE_NAME.fullmatch(self.sqs_queue_name), "AWS_SQS_QUEUE_NAME", self.sqs_queue_name,
                "1-80 letters, digits, '-' or '_' (FIFO queues are not supported)")
-        _check(_RULE_NAME.match(self.eventbridge_rule_name), "AWS_EVENTBRIDGE_RULE_NAME",
+        _check(_RULE_NAME.fullmatch(self.eventbridge_rule_name), "AWS_EVENTBRIDGE_RULE_NAME",
                self.eventbridge_rule_name, "1-64 letters, digits, '.', '-' or '_'")
         if self.mediaconvert_role_arn is not None:
-            _check(_ROLE_ARN.match(self.mediaconvert_role_arn), "MC_TASKS_MEDIACONVERT_ROLE_ARN",
+            _check(_ROLE_ARN.fullmatch(self.mediaconvert_role_arn), "MC_TASKS_MEDIACONVERT_ROLE_ARN",
                    self.mediaconvert_role_arn,
                    "an IAM role ARN such as arn:aws:iam::123456789012:role/MediaConvertRole")
-        _check(_MEDIACONVERT_QUEUE.match(self.mediaconvert_queue), "MC_TASKS_MEDIACONVERT_QUEUE",
+        _check(_MEDIACONVERT_QUEUE.fullmatch(self.mediaconvert_queue), "MC_TASKS_MEDIACONVERT_QUEUE",
                self.mediaconvert_queue, "a MediaConvert queue name such as Default, or its ARN")
-        _check(urlsplit(self.redis_url).scheme in ("redis", "rediss", "unix"),
-               "MC_TASKS_REDIS_URL", _mask_url(self.redis_url),
+        _check(_valid_redis_url(self.redis_url), "MC_TASKS_REDIS_URL", _mask_url(self.redis_url),
                "a Redis URL such as redis://127.0.0.1:6379/0")
         _check(bool(self.redis_key_prefix), "MC_TASKS_REDIS_PREFIX", self.redis_key_prefix,
                "a non-empty key prefix")
-        _check(_METADATA_VALUE.match(self.application), "MC_TASKS_APPLICATION", self.application,
+        _check(_METADATA_VALUE.fullmatch(self.application), "MC_TASKS_APPLICATION", self.application,
                "1-256 letters, digits, spaces or _.:/=+-@ (a MediaConvert UserMetadata value)")
-        _check(self.drain_interval_s > 0, "MC_TASKS_DRAIN_INTERVAL_S", self.drain_interval_s,
-               "a number of seconds above 0")
+        _check(0 < self.drain_interval_s <= MAX_DRAIN_INTERVAL_S, "MC_TASKS_DRAIN_INTERVAL_S",
+               self.drain_interval_s,
+               f"a number of seconds above 0 and at most {MAX_DRAIN_INTERVAL_S:g}")
         _check(0 < self.drain_max_duration_s <= self.drain_interval_s,
                "MC_TASKS_DRAIN_MAX_DURATION_S", self.drain_max_duration_s,
                f"a number of seconds above 0 and at most MC_TASKS_DRAIN_INTERVAL_S "
@@ -256,6 +259,15 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+def _valid_redis_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("redis", "rediss", "unix")
+
+
 def _check(condition: object, variable: str, value: object, expected: str) -> None:
     if not condition:
         raise ConfigurationError(f"Invalid {variable}={value!r}: set it to {expected}.")
@@ -284,10 +296,11 @@ def _integer(env: Mapping[str, str], variable: str, default: int) -> int:
 
 def _mask_url(url: str) -> str:
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    userinfo, hostport = parts.netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query,
+                       parts.fragment))
