@@ -120,21 +120,24 @@ class Settings:
     def __post_init__(self) -> None:
         _check(_REGION.fullmatch(self.region), "AWS_DEFAULT_REGION", self.region,
                "an AWS region such as us-east-1")
-        _check(_QUEUE_NAME.fullmatch(self.sqs_queue_name), "AWS_SQS_QUEUE_NAME", self.sqs_queue_name,
+        _check(_QUEUE_NAME.fullmatch(self.sqs_queue_name), "AWS_SQS_QUEUE_NAME",
+               self.sqs_queue_name,
                "1-80 letters, digits, '-' or '_' (FIFO queues are not supported)")
         _check(_RULE_NAME.fullmatch(self.eventbridge_rule_name), "AWS_EVENTBRIDGE_RULE_NAME",
                self.eventbridge_rule_name, "1-64 letters, digits, '.', '-' or '_'")
         if self.mediaconvert_role_arn is not None:
-            _check(_ROLE_ARN.fullmatch(self.mediaconvert_role_arn), "MC_TASKS_MEDIACONVERT_ROLE_ARN",
-                   self.mediaconvert_role_arn,
+            _check(_ROLE_ARN.fullmatch(self.mediaconvert_role_arn),
+                   "MC_TASKS_MEDIACONVERT_ROLE_ARN", self.mediaconvert_role_arn,
                    "an IAM role ARN such as arn:aws:iam::123456789012:role/MediaConvertRole")
-        _check(_MEDIACONVERT_QUEUE.fullmatch(self.mediaconvert_queue), "MC_TASKS_MEDIACONVERT_QUEUE",
-               self.mediaconvert_queue, "a MediaConvert queue name such as Default, or its ARN")
+        _check(_MEDIACONVERT_QUEUE.fullmatch(self.mediaconvert_queue),
+               "MC_TASKS_MEDIACONVERT_QUEUE", self.mediaconvert_queue,
+               "a MediaConvert queue name such as Default, or its ARN")
         _check(_valid_redis_url(self.redis_url), "MC_TASKS_REDIS_URL", _mask_url(self.redis_url),
                "a Redis URL such as redis://127.0.0.1:6379/0")
         _check(bool(self.redis_key_prefix), "MC_TASKS_REDIS_PREFIX", self.redis_key_prefix,
                "a non-empty key prefix")
-        _check(_METADATA_VALUE.fullmatch(self.application), "MC_TASKS_APPLICATION", self.application,
+        _check(_METADATA_VALUE.fullmatch(self.application), "MC_TASKS_APPLICATION",
+               self.application,
                "1-256 letters, digits, spaces or _.:/=+-@ (a MediaConvert UserMetadata value)")
         _check(0 < self.drain_interval_s <= MAX_DRAIN_INTERVAL_S, "MC_TASKS_DRAIN_INTERVAL_S",
                self.drain_interval_s,
