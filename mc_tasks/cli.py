@@ -44,17 +44,23 @@ def _teardown(args: argparse.Namespace, settings: Settings) -> int:
 
 def _iam_policies(args: argparse.Namespace, settings: Settings | None) -> int:
     from mc_tasks import iam
+    from mc_tasks.settings import DEFAULT_EVENTBRIDGE_RULE_NAME, DEFAULT_SQS_QUEUE_NAME
 
+    # Each value comes from its flag, then from the settings, then from the default.
     region = args.region or (settings.region if settings else None)
     if region is None:
         raise McTasksError("No region: pass --region or set AWS_DEFAULT_REGION.")
+    sqs_queue_name = args.sqs_queue_name or (
+        settings.sqs_queue_name if settings else DEFAULT_SQS_QUEUE_NAME)
+    rule_name = args.rule_name or (
+        settings.eventbridge_rule_name if settings else DEFAULT_EVENTBRIDGE_RULE_NAME)
     documents = iam.policy_documents(
         bucket=args.bucket,
         account_id=args.account_id,
         region=region,
         role_name=args.role_name,
-        sqs_queue_name=settings.sqs_queue_name if settings else args.sqs_queue_name,
-        rule_name=settings.eventbridge_rule_name if settings else args.rule_name,
+        sqs_queue_name=sqs_queue_name,
+        rule_name=rule_name,
         mediaconvert_queue=args.mediaconvert_queue,
     )
     print(json.dumps(documents.to_dict(), indent=2))
@@ -103,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="name of the MediaConvert service role (default: MediaConvertRole)")
     policies.add_argument("--mediaconvert-queue", default="Default",
                           help="MediaConvert queue name (default: Default)")
-    policies.add_argument("--sqs-queue-name", default="mediaconvert-messages",
-                          help="SQS queue name when AWS_SQS_QUEUE_NAME is not set")
-    policies.add_argument("--rule-name", default="mediaconvert-job-events",
-                          help="EventBridge rule name when AWS_EVENTBRIDGE_RULE_NAME is not set")
+    policies.add_argument("--sqs-queue-name",
+                          help="SQS queue name (default: AWS_SQS_QUEUE_NAME or "
+                          "mediaconvert-messages)")
+    policies.add_argument("--rule-name",
+                          help="EventBridge rule name (default: AWS_EVENTBRIDGE_RULE_NAME or "
+                          "mediaconvert-job-events)")
     policies.add_argument("--create-role", action="store_true",
                           help="also create or repair the MediaConvert service role in IAM")
     policies.set_defaults(handler=_iam_policies, settings_optional=True)
@@ -115,25 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--queue", help="queue name or ARN (default: MC_TASKS_MEDIACONVERT_QUEUE)")
     status.set_defaults(handler=_queue_status)
 
-    demo = commands.add_parser("demo", help="run the end-to-end demo on the embedded local stack")
-    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="arguments of the demo")
+    commands.add_parser("demo", help="run the end-to-end demo on the embedded local stack "
+                        "(`mc-tasks demo --help` lists its options)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mc-tasks``; return the exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "demo":
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["demo"]:
+        # The demo has its own options, parsed by the demo itself.
         from mc_tasks.local.demo import main as demo_main
 
-        return demo_main(args.demo_args)
+        return demo_main(arguments[1:])
 
+    args = build_parser().parse_args(arguments)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
-        if getattr(args, "settings_optional", False):
+        settings: Settings | None
+        if getattr(args, "settings_optional", False) and args.region:
+            # Every value can come from the command line, so settings are optional.
             try:
-                settings: Settings | None = get_settings()
+                settings = get_settings()
             except McTasksError:
                 settings = None
         else:

@@ -132,7 +132,7 @@ class Settings:
         _check(_MEDIACONVERT_QUEUE.fullmatch(self.mediaconvert_queue),
                "MC_TASKS_MEDIACONVERT_QUEUE", self.mediaconvert_queue,
                "a MediaConvert queue name such as Default, or its ARN")
-        _check(_valid_redis_url(self.redis_url), "MC_TASKS_REDIS_URL", _mask_url(self.redis_url),
+        _check(_valid_redis_url(self.redis_url), "MC_TASKS_REDIS_URL", mask_url(self.redis_url),
                "a Redis URL such as redis://127.0.0.1:6379/0")
         _check(bool(self.redis_key_prefix), "MC_TASKS_REDIS_PREFIX", self.redis_key_prefix,
                "a non-empty key prefix")
@@ -180,14 +180,14 @@ class Settings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "redis_url":
-                value = _mask_url(value)
+                value = mask_url(value)
             fields.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(fields)})"
 
     @property
     def redis_url_masked(self) -> str:
         """The Redis URL with any password replaced by ``***``, safe to log."""
-        return _mask_url(self.redis_url)
+        return mask_url(self.redis_url)
 
     def replace(self, **changes: object) -> Settings:
         """Return a copy with ``changes`` applied and validated."""
@@ -297,7 +297,8 @@ def _integer(env: Mapping[str, str], variable: str, default: int) -> int:
         raise ConfigurationError(f"Invalid {variable}={raw!r}: set it to an integer.") from None
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password, if any, replaced by ``***``."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url

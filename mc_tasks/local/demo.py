@@ -12,15 +12,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
+
 from mc_tasks.errors import LocalStackError
 from mc_tasks.local.media import check_outputs, make_sample_clip, probe, require_tool
 from mc_tasks.local.pipeline import REPOSITORY_ROOT, LocalStack
+from mc_tasks.settings import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -76,33 +80,63 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.work_dir / time.strftime("%Y%m%d-%H%M%S")
     steps = Steps(total=8)
     stack = LocalStack(run_dir)
+    # SIGTERM takes the same path as Ctrl-C, so the processes started below are stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         _run(steps, stack, args, run_dir)
     except (DemoError, LocalStackError) as exc:
         print(f"\nDemo failed at step {steps.number} ({steps.current}): {exc}", file=sys.stderr)
-        print(f"Logs of every process: {run_dir}", file=sys.stderr)
+        _print_log_location(run_dir)
         return 1
     except Exception as exc:
         print(f"\nDemo failed at step {steps.number} ({steps.current}): "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        print(f"Logs of every process: {run_dir}", file=sys.stderr)
+        _print_log_location(run_dir)
         return 1
     except KeyboardInterrupt:
         print("\nDemo interrupted; stopping the processes it started.", file=sys.stderr)
         return 130
     finally:
         stack.stop()
+        _delete_run_keys(stack)
     return 0
 
 
-def _run(steps: Steps, stack: LocalStack, args: argparse.Namespace, run_dir: Path) -> None:
-    if args.input is not None and not args.input.is_file():
-        raise DemoError(f"INPUT={args.input} is not a file: give the path of a video file.")
+def _print_log_location(run_dir: Path) -> None:
+    if run_dir.exists():
+        print(f"Logs of every process: {run_dir}", file=sys.stderr)
 
-    steps.run("Check ffmpeg and ffprobe", lambda: (require_tool("ffmpeg"), require_tool("ffprobe")))
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _delete_run_keys(stack: LocalStack) -> None:
+    """Delete the Redis keys of this run (job records, recorded signals, Celery queue)."""
+    if not stack.redis_url or stack.redis_process_started():
+        return
+    connection = redis.Redis.from_url(stack.redis_url, socket_connect_timeout=1)
+    try:
+        for pattern in (f"*{stack.run_id}*",):
+            keys = list(connection.scan_iter(match=pattern, count=1000))
+            if keys:
+                connection.delete(*keys)
+    except redis.RedisError as exc:
+        logger.warning("Could not delete the demo's Redis keys: %s", exc)
+    finally:
+        connection.close()
+
+
+def _run(steps: Steps, stack: LocalStack, args: argparse.Namespace, run_dir: Path) -> None:
+    if args.input is not None:
+        steps.run("Check the input video", lambda: _check_input(args.input))
+
+    else:
+        steps.run("Check ffmpeg and ffprobe",
+                  lambda: (require_tool("ffmpeg"), require_tool("ffprobe")))
     steps.run("Start moto, Redis and the local MediaConvert on 127.0.0.1", stack.start)
     print(f"      moto {stack.moto_url}, MediaConvert {stack.mediaconvert_url}, "
-          f"Redis {stack.redis_url}")
+          f"Redis {mask_url(stack.redis_url)}")
 
     # From here on this process is the host application: it talks to the same
     # servers as the worker, through the same environment.
@@ -125,6 +159,20 @@ def _run(steps: Steps, stack: LocalStack, args: argparse.Namespace, run_dir: Pat
                         lambda: _follow(job_id, args.timeout))
     steps.run("Verify the outputs with ffprobe",
               lambda: _verify(job_id, outputs, args.output_dir, duration_s))
+
+
+def _check_input(path: Path) -> None:
+    require_tool("ffmpeg")
+    if not path.is_file():
+        raise DemoError(f"INPUT={path} is not a file: give the path of a video file.")
+    try:
+        info = probe(path)
+    except LocalStackError as exc:
+        raise DemoError(f"INPUT={path} is not a video ffprobe can read: {exc}") from None
+    if info.video_codec is None:
+        raise DemoError(f"INPUT={path} has no video stream: give the path of a video file.")
+    print(f"      {info.width}x{info.height} {info.video_codec}/{info.audio_codec} "
+          f"{info.duration_s:.1f} s")
 
 
 def _start_celery(stack: LocalStack, app: Any) -> None:

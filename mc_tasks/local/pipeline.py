@@ -27,7 +27,7 @@ from mc_tasks.local.stack import (
     start_moto_server,
     start_redis_server,
 )
-from mc_tasks.settings import DEFAULT_REDIS_URL
+from mc_tasks.settings import DEFAULT_REDIS_URL, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class LocalStack:
         self.moto_url = ""
         self.mediaconvert_url = ""
         self.redis_url = ""
+        self._redis_process: ManagedProcess | None = None
 
     def __enter__(self) -> LocalStack:
         try:
@@ -118,7 +119,7 @@ class LocalStack:
         })
         self.env.update(self._extra_env)
         logger.info("Local stack %s: moto %s, MediaConvert %s, Redis %s", self.run_id,
-                    self.moto_url, self.mediaconvert_url, self.redis_url)
+                    self.moto_url, self.mediaconvert_url, mask_url(self.redis_url))
 
     def _choose_redis(self) -> str:
         url = self._requested_redis_url or os.environ.get("MC_TASKS_REDIS_URL", DEFAULT_REDIS_URL)
@@ -127,7 +128,12 @@ class LocalStack:
         logger.info("No Redis answered at the configured URL; starting redis-server")
         process, url = start_redis_server(self.work_dir)
         self.processes.append(process)
+        self._redis_process = process
         return url
+
+    def redis_process_started(self) -> bool:
+        """Return True when this stack runs its own redis-server."""
+        return self._redis_process is not None
 
     def start_worker(self, name: str = "worker", concurrency: int = 2) -> ManagedProcess:
         """Start a Celery worker with the prefork pool; return its process."""

@@ -8,6 +8,7 @@ nothing else is ever signalled.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -41,6 +42,21 @@ FAKE_AWS_ENVIRONMENT: Mapping[str, str] = {
 }
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL the child when the process that started it dies.
+
+    Without it, a demo or test run killed with SIGKILL would leave its servers
+    running. Runs in the child between fork and exec; a no-op off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free when checked."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -71,7 +87,7 @@ class ManagedProcess:
             self.popen = subprocess.Popen(  # noqa: S603
                 self.argv, env=dict(env) if env is not None else None, cwd=cwd,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         except FileNotFoundError as exc:
             raise LocalStackError(f"Cannot start {name}: {argv[0]!r} was not found.") from exc
