@@ -247,3 +247,20 @@ def test_cancel_progressing_job_stops_it(stack: LocalStack, event_log: EventLog,
     events = event_log.wait_for(job["Id"], "CANCELED")
     assert final["Status"] == "CANCELED"
     assert "COMPLETE" not in [event["detail"]["status"] for event in events]
+
+
+def test_percent_sign_in_input_name(stack: LocalStack, tmp_path: Path) -> None:
+    key = "inputs/100% clip.mp4"
+    stack.s3.upload_file(str(make_clip(tmp_path / "clip.mp4", duration_s=1)), BUCKET, key)
+    destination = f"s3://{BUCKET}/percent/"
+
+    job = stack.mediaconvert.create_job(
+        Role=ROLE_ARN, Settings=job_settings(f"s3://{BUCKET}/{key}", destination))["Job"]
+    finished = wait_for_final(stack.mediaconvert, job["Id"])
+
+    assert finished["Status"] == "COMPLETE", finished.get("ErrorMessage")
+    keys = output_keys(stack, "percent/")
+    assert "percent/mp4/100% clip_sd.mp4" in keys
+    assert "percent/hls/100% clip.m3u8" in keys
+    assert "percent/hls/100% clip_180p.m3u8" in keys
+    assert "percent/thumbs/100% clip_thumb.0000000.jpg" in keys

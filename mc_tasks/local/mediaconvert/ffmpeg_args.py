@@ -97,7 +97,7 @@ def _frame_capture_args(video: VideoPlan, stem: Path, extension: str) -> list[st
             "-pix_fmt", "yuvj420p", "-q:v", str(qscale)]
     if capture.max_captures:
         args += ["-frames:v", str(capture.max_captures)]
-    pattern = f"{stem}.%0{FRAME_CAPTURE_NUMBER_DIGITS}d.{extension}"
+    pattern = f"{_escape_pattern(str(stem))}.%0{FRAME_CAPTURE_NUMBER_DIGITS}d.{extension}"
     return [*args, "-start_number", "0", "-f", "image2", pattern]
 
 
@@ -119,6 +119,8 @@ def _hls_group_args(group: GroupPlan, directory: Path) -> list[str]:
         entry.append(f"name:{output.name_modifier}")
         stream_map.append(",".join(entry))
 
+    # ffmpeg 5.1's HLS muxer substitutes %v and %d but keeps any other "%" as it is,
+    # so the base name goes in unescaped, unlike in image2 patterns.
     segment_pattern = f"{group.base}%v_%0{HLS_SEGMENT_NUMBER_DIGITS}d.ts"
     return [
         *args,
@@ -134,6 +136,11 @@ def _hls_group_args(group: GroupPlan, directory: Path) -> list[str]:
         "-var_stream_map", " ".join(stream_map),
         str(directory / f"{group.base}%v.m3u8"),
     ]
+
+
+def _escape_pattern(name: str) -> str:
+    """Escape ``%`` in a name used inside an ffmpeg image2 output pattern."""
+    return name.replace("%", "%%")
 
 
 def _scale_filters(video: VideoPlan) -> list[str]:
