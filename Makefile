@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# INPUT reaches the recipe through the environment, so any file name is passed as is.
+export INPUT
 demo: $(STAMP)
-	$(BIN)/python -m mc_tasks.local.demo $(if $(INPUT),--input "$(INPUT)")
+	$(BIN)/python -m mc_tasks.local.demo $${INPUT:+--input "$$INPUT"}
 
 lint: $(STAMP)
 	$(BIN)/ruff check mc_tasks tests bench celeryconfig.py

@@ -27,7 +27,10 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
-broker_transport_options = {"visibility_timeout": 3600}
+# A task taken by a worker that dies is redelivered after this many seconds. It
+# must exceed the longest retry countdown (300 s), or a delayed retry would run
+# twice; the submission id keeps a second run from creating a second job.
+broker_transport_options = {"visibility_timeout": 900}
 
 imports = ["mc_tasks.tasks"] + [
     name for name in os.environ.get("MC_TASKS_CELERY_IMPORTS", "").split(",") if name

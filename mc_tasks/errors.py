@@ -206,5 +206,5 @@ def mediaconvert_error_from(exc: ClientError) -> MediaConvertError:
 
     text = f"MediaConvert {operation} failed with {code} (HTTP {http_status}): {message}"
     if error_class.advice:
-        text = f"{text}. {error_class.advice}"
+        text = f"{text.rstrip('.')}. {error_class.advice}"
     return error_class(text, code=code, http_status=http_status, operation=operation)

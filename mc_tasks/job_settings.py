@@ -42,7 +42,7 @@ _SETTINGS_MEMBERS = ("Inputs", "OutputGroups")
 def load_job_settings(job_settings: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     """Return a deep copy of the job ``Settings`` in ``job_settings``.
 
-    A ``str`` starting with ``{`` is parsed as JSON, and any other ``str`` or a
+    A ``str`` starting with ``{`` or ``[`` is parsed as JSON, and any other ``str`` or a
     ``Path`` is read as a JSON file. Raise InvalidJobError when the file is
     missing, the JSON is invalid or no ``Settings`` object can be found.
     """
@@ -126,7 +126,7 @@ def _read_document(job_settings: Mapping[str, Any] | str | Path) -> Mapping[str,
     if isinstance(job_settings, Mapping):
         return job_settings
 
-    if isinstance(job_settings, str) and job_settings.lstrip().startswith("{"):
+    if isinstance(job_settings, str) and job_settings.lstrip().startswith(("{", "[")):
         text, source = job_settings, "the job settings JSON"
     else:
         path = Path(job_settings)

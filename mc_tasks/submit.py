@@ -234,6 +234,11 @@ def build_job_settings(input_uri: str, prefix: str, *,
             "Both job_settings and presets were given: pass one of them, because presets build "
             "the output groups that job_settings already contain."
         )
+    if presets is not None and len(presets) == 0:
+        raise InvalidJobError(
+            "presets is empty: name at least one preset (mp4, hls, thumbnails), or leave "
+            "presets out to get all three."
+        )
     if job_template is not None and presets is not None:
         raise InvalidJobError(
             f"Both job_template {job_template!r} and presets were given: pass one of them, "

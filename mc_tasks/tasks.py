@@ -30,10 +30,14 @@ from celery import Task, shared_task
 from mc_tasks import drain, provision, reconcile, submit
 from mc_tasks.clients import caller_account_id
 from mc_tasks.errors import (
+    ConfigurationError,
+    InvalidJobError,
+    MediaConvertError,
     MediaConvertServiceError,
     MediaConvertThrottled,
     ProvisioningError,
     QueueBusyError,
+    QueuePausedError,
     RateLimitedError,
 )
 
@@ -50,6 +54,14 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
     # retry finds the job through the record or ListJobs instead of creating another.
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+)
+#: Errors that a caller causes and must fix; Celery logs them in one line, without
+#: a traceback, because they are not bugs of the worker.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    InvalidJobError,
+    ConfigurationError,
+    MediaConvertError,
+    QueuePausedError,
 )
 #: Celery retries of a submission after botocore gave up.
 SUBMIT_MAX_RETRIES = 6
@@ -68,6 +80,7 @@ RETRY_BACKOFF_MAX_S = 300
     retry_jitter=True,
     max_retries=SUBMIT_MAX_RETRIES,
     acks_late=True,
+    throws=EXPECTED_ERRORS,
 )
 def submit_transcode(
     self: Task[Any, Any],

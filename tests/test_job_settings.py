@@ -198,3 +198,16 @@ def test_template_alone_sets_only_input() -> None:
     settings = build_job_settings(INPUT_URI, PREFIX, job_template="System-Ott_Hls")
 
     assert settings == {"Inputs": [{"FileInput": INPUT_URI}]}
+
+
+def test_json_array_string_is_not_an_object() -> None:
+    with pytest.raises(InvalidJobError) as caught:
+        load_job_settings("[]")
+
+    assert "not found" not in str(caught.value)
+    assert "object" in str(caught.value)
+
+
+def test_empty_preset_list_is_rejected() -> None:
+    with pytest.raises(InvalidJobError, match="presets is empty"):
+        build_job_settings("s3://media-in/clip.mp4", "s3://media-out/job/", presets=[])
