@@ -680,3 +680,35 @@ def test_local_pattern_matching(event: dict[str, Any], expected: bool) -> None:
     pattern = {"source": ["aws.mediaconvert"], "detail": {"status": ["ERROR", "COMPLETE"]}}
 
     assert pattern_matches(pattern, event) is expected
+
+
+def add_statement(clients: EventPathClients, statement: dict[str, Any]) -> None:
+    policy = json.loads(attributes(clients)["Policy"])
+    policy["Statement"].append(statement)
+    clients.sqs.set_queue_attributes(QueueUrl=queue_url(clients),
+                                     Attributes={"Policy": json.dumps(policy)})
+
+
+def test_verify_fails_on_deny_for_eventbridge(aws: None, settings: Settings) -> None:
+    clients = make_clients()
+    setup_event_delivery(settings, clients=clients, sleep=no_sleep)
+    add_statement(clients, {"Sid": "DenyAll", "Effect": "Deny", "Principal": "*",
+                            "Action": "sqs:*", "Resource": "*"})
+
+    report = verify_event_delivery(settings, clients=clients)
+
+    assert [check.name for check in report.failed] == ["queue policy denials"]
+    assert "DenyAll" in report.check("queue policy denials").message
+
+
+def test_verify_notes_conditional_deny(aws: None, settings: Settings) -> None:
+    clients = make_clients()
+    setup_event_delivery(settings, clients=clients, sleep=no_sleep)
+    add_statement(clients, {"Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*",
+                            "Action": "sqs:*", "Resource": "*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+
+    report = verify_event_delivery(settings, clients=clients)
+
+    assert report.ok, str(report)
+    assert any("DenyPlainHttp" in note for note in report.notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 from collections.abc import Mapping
@@ -255,3 +256,50 @@ def _check_statement(report: VerificationReport, name: str, queue_name: str, raw
     else:
         rule_arn = desired["Condition"]["ArnEquals"]["aws:SourceArn"]
         report.add(name, True, f"Statement {sid} lets rule {rule_arn} send to {queue_name}.")
+    _check_denials(report, name, queue_name, statements)
+
+
+def _check_denials(report: VerificationReport, name: str, queue_name: str,
+                   statements: list[Any]) -> None:
+    """Fail when a Deny statement without conditions blocks EventBridge's SendMessage.
+
+    An explicit Deny wins over our Allow. A Deny with conditions (for example
+    ``aws:SecureTransport`` false) usually does not apply to EventBridge, so it
+    is reported as a note rather than a failure.
+    """
+    for statement in statements:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+            continue
+        if not (_denies_send_message(statement) and _names_eventbridge(statement)):
+            continue
+        label = statement.get("Sid") or "without a Sid"
+        if statement.get("Condition"):
+            report.notes.append(
+                f"Statement {label} in the policy of queue {queue_name} denies sqs:SendMessage "
+                "under conditions; check that they never match EventBridge's deliveries.")
+            continue
+        report.add(f"{name} denials", False,
+                   f"Statement {label} in the policy of queue {queue_name} denies "
+                   "sqs:SendMessage to EventBridge, and a Deny overrides every Allow: remove "
+                   "it or narrow it so that events.amazonaws.com may send.")
+
+
+def _denies_send_message(statement: dict[str, Any]) -> bool:
+    actions = statement.get("Action", [])
+    if isinstance(actions, str):
+        actions = [actions]
+    return any(isinstance(action, str) and fnmatch.fnmatchcase("sqs:sendmessage", action.lower())
+               for action in actions)
+
+
+def _names_eventbridge(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    names: list[Any] = []
+    for key in ("AWS", "Service"):
+        value = principal.get(key, [])
+        names.extend(value if isinstance(value, list) else [value])
+    return "*" in names or "events.amazonaws.com" in names
