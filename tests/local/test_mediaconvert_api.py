@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -230,3 +231,45 @@ def test_server_without_aws_endpoint_fails_at_startup() -> None:
 
     assert result.returncode == 2
     assert "set AWS_ENDPOINT_URL" in result.stderr
+
+
+def raw_request(url: str, request: bytes) -> bytes:
+    """Send ``request`` as raw bytes to the server at ``url``; return the whole response."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    (b"Content-Length: abc\r\n", b"Invalid Content-Length"),
+    (b"Content-Length: -5\r\n", b"Invalid Content-Length"),
+    (b"Content-Length: 99999999999\r\n", b"larger than"),
+    (b"Transfer-Encoding: chunked\r\n", b"Transfer-Encoding"),
+    (b"Content-Length: 100\r\n", b"ended after"),
+])
+def test_malformed_body_is_bad_request(stack: LocalStack, headers: bytes,
+                                       expected: bytes) -> None:
+    request = (b"POST /2017-08-29/jobs HTTP/1.1\r\nHost: localhost\r\n" + headers +
+               b"Connection: close\r\n\r\n{}")
+
+    response = raw_request(stack.mediaconvert_url, request)
+
+    assert response.startswith(b"HTTP/1.1 400")
+    assert b"BadRequestException" in response
+    assert expected in response
+
+
+def test_deeply_nested_body_is_bad_request(stack: LocalStack) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    request = (b"POST /2017-08-29/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Length: " +
+               str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+    response = raw_request(stack.mediaconvert_url, request)
+
+    assert response.startswith(b"HTTP/1.1 400")
+    assert b"not valid JSON" in response

@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CONCURRENCY = 1
+#: Largest request body accepted, in bytes; job settings are a few kilobytes.
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+#: Seconds a client connection may stay silent before the server closes it.
+REQUEST_TIMEOUT_S = 30.0
 #: Addresses the server may bind to: it has no authentication.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -151,6 +155,9 @@ class _Server6(_Server):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    #: Seconds a connection may stay silent, so a client that sends less body than
+    #: its Content-Length does not hold a thread for ever.
+    timeout = REQUEST_TIMEOUT_S
 
     def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
         self._dispatch("GET")
@@ -165,8 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body()
+        except BadRequest as exc:
+            # The connection cannot be reused once its body was not read in full.
+            self.close_connection = True
+            self._send_error(exc)
+            return
         try:
             status, payload = self.server.service.handle(method, self.path, body)
         except ApiError as exc:
@@ -177,6 +189,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(InternalServerError(f"Internal error: {exc}"))
             return
         self._send(status, payload, {})
+
+    def _read_body(self) -> bytes:
+        """Read the request body; raise BadRequest for a body this server does not accept."""
+        if self.headers.get("Transfer-Encoding"):
+            raise BadRequest("Transfer-Encoding is not supported: send the body with a "
+                             "Content-Length header.")
+        raw_length = self.headers.get("Content-Length") or "0"
+        if not raw_length.isdigit():
+            raise BadRequest(f"Invalid Content-Length {raw_length!r}: expected a number of bytes.")
+        length = int(raw_length)
+        if length > MAX_REQUEST_BODY_BYTES:
+            raise BadRequest(f"The request body of {length} bytes is larger than "
+                             f"{MAX_REQUEST_BODY_BYTES} bytes.")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise BadRequest(f"The request body ended after {len(body)} of {length} bytes.")
+        return body
 
     def _send_error(self, error: ApiError) -> None:
         logger.info("%s %s rejected: %s: %s", self.command, self.path, error.code, error.message)

@@ -144,7 +144,7 @@ def parse_request(operation: OperationModel, uri_params: Mapping[str, str],
         return {}
     try:
         document = json.loads(body) if body.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(document, dict):
         raise BadRequest("The request body must be a JSON object.")
