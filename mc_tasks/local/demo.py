@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 DEMO_BUCKET = "mc-tasks-demo"
 DEMO_REFERENCE = "demo-video-1"
-#: Seconds to wait for the worker to answer a ping.
+#: Seconds to wait for the worker to respond to a ping.
 WORKER_START_TIMEOUT_S = 60.0
 #: Seconds to wait for a task result (setup, submission).
 TASK_TIMEOUT_S = 120.0
@@ -42,7 +42,7 @@ FINAL_SIGNALS = ("job_completed", "job_failed", "job_canceled")
 
 
 class DemoError(Exception):
-    """A demo step failed; the message says what to do."""
+    """A demo step failed; the message tells the user what to do."""
 
 
 class Steps:
@@ -184,7 +184,7 @@ def _start_celery(stack: LocalStack, app: Any) -> None:
             raise DemoError(f"the Celery worker exited during startup:\n{worker.log_tail()}")
         if app.control.ping(timeout=1.0):
             return
-    raise DemoError(f"the Celery worker did not answer within {WORKER_START_TIMEOUT_S:g} s:\n"
+    raise DemoError(f"the Celery worker did not respond within {WORKER_START_TIMEOUT_S:g} s:\n"
                     f"{worker.log_tail()}")
 
 

@@ -179,7 +179,7 @@ def start_redis_server(log_dir: Path) -> tuple[ManagedProcess, str]:
     executable = shutil.which("redis-server")
     if executable is None:
         raise LocalStackError(
-            "redis-server was not found and no Redis answered at MC_TASKS_REDIS_URL: install "
+            "redis-server was not found and no Redis responded at MC_TASKS_REDIS_URL: install "
             "Redis (Debian: apt-get install redis-server) or set MC_TASKS_REDIS_URL to a "
             "reachable server."
         )
@@ -204,5 +204,5 @@ def _wait_http_ok(url: str, process: ManagedProcess, timeout_s: float = STARTUP_
             if not process.running():
                 break
             time.sleep(0.1)
-    raise LocalStackError(f"{process.name} did not answer {url}. Last log lines:\n"
+    raise LocalStackError(f"{process.name} did not respond at {url}. Last log lines:\n"
                           f"{process.log_tail()}")
