@@ -15,16 +15,19 @@ repair, for example from :meth:`mc_tasks.store.JobStore.get_job`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import redis
 from celery.utils.dispatch import Signal
 
 from mc_tasks.events import (
     CANCELED,
     COMPLETE,
     ERROR,
+    FINAL_STATUSES,
     INFO_STATUSES,
     PROGRESSING,
     STATUS_UPDATE,
@@ -38,9 +41,12 @@ from mc_tasks.signals import (
     job_progress,
     job_progressing,
 )
-from mc_tasks.store import JobStore, Transition
+from mc_tasks.store import SIGNAL_LOCK_WAIT_S, STALE, JobStore, Transition
 
 logger = logging.getLogger(__name__)
+
+#: Statuses whose signals fire in the job's order: progress never after the final signal.
+ORDERED_STATUSES = frozenset({PROGRESSING, STATUS_UPDATE, COMPLETE, ERROR, CANCELED})
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,43 @@ def handle_event(store: JobStore, event: JobStateChange, *, sender: str,
         logger.warning("%sJob %s event %s (%s): firing the signal again because the drain that "
                        "applied it stopped before it finished", context, event.job_id,
                        event.event_id, event.status)
+    if event.status in ORDERED_STATUSES:
+        return fire_applied(store, transition, sender=sender, context=context)
     errors = fire_signal(event, sender=sender, context=context)
     store.mark_dispatched(transition, receiver_error="; ".join(errors) if errors else None)
+    logger.info("%sJob %s event %s: %s -> %s, signal fired", context, event.job_id,
+                event.event_id, transition.previous_status or "unknown", transition.status)
+    return Dispatch(transition, receiver_errors=tuple(errors))
+
+
+def fire_applied(store: JobStore, transition: Transition, *, sender: str,
+                 context: str = "") -> Dispatch:
+    """Fire a progress or final signal under the job's signal lock; see JobStore.signal_lock.
+
+    A progress signal whose job reached a final status in the meantime is not
+    fired: its change stays recorded, and the outcome becomes ``stale``.
+    """
+    event = transition.event
+    lock = store.signal_lock(event.job_id)
+    locked = lock.acquire()
+    if not locked:
+        logger.warning("%sJob %s event %s: another drain held the job's signal lock for %g s; "
+                       "firing without it", context, event.job_id, event.event_id,
+                       SIGNAL_LOCK_WAIT_S)
+    try:
+        if event.status not in FINAL_STATUSES and store.is_final(event.job_id):
+            store.mark_dispatched(transition)
+            logger.info("%sJob %s event %s (%s) applied, but its signal is skipped because the "
+                        "job already reached its final status", context, event.job_id,
+                        event.event_id, event.status)
+            return Dispatch(replace(transition, outcome=STALE,
+                                    note="the job reached its final status first"))
+        errors = fire_signal(event, sender=sender, context=context)
+        store.mark_dispatched(transition, receiver_error="; ".join(errors) if errors else None)
+    finally:
+        if locked:
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
     logger.info("%sJob %s event %s: %s -> %s, signal fired", context, event.job_id,
                 event.event_id, transition.previous_status or "unknown", transition.status)
     return Dispatch(transition, receiver_errors=tuple(errors))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.lock
 
 from mc_tasks.events import FINAL_STATUSES, JobStateChange
 from mc_tasks.outputs import JobOutputs
@@ -53,6 +54,8 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 IN_FLIGHT = "in_flight"
 
+#: Seconds a drain waits for another drain to finish firing a signal of the same job.
+SIGNAL_LOCK_WAIT_S = 30.0
 #: Maximum jobs returned by one :meth:`JobStore.pending_jobs` call.
 DEFAULT_PENDING_LIMIT = 500
 
@@ -215,13 +218,38 @@ class JobStore:
         ``receiver_error`` (a receiver's exception text) is counted on the job record.
         """
         event = transition.event
+        event_key = self.event_key(event.event_id)
+        if receiver_error is None:
+            # One SET is atomic by itself, so MULTI/EXEC would only add two commands per event.
+            self.redis.set(event_key, "done", ex=self.settings.state_ttl_s)
+            return
+        job_key = self.job_key(event.job_id)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.event_key(event.event_id), "done", ex=self.settings.state_ttl_s)
-            if receiver_error is not None:
-                job_key = self.job_key(event.job_id)
-                pipe.hincrby(job_key, "receiver_errors", 1)
-                pipe.hset(job_key, "last_receiver_error", receiver_error[:1000])
+            pipe.set(event_key, "done", ex=self.settings.state_ttl_s)
+            pipe.hincrby(job_key, "receiver_errors", 1)
+            pipe.hset(job_key, "last_receiver_error", receiver_error[:1000])
             pipe.execute()
+
+    def signal_lock(self, job_id: str) -> redis.lock.Lock:
+        """Return the lock that orders the progress and final signals of one job.
+
+        Two drains may apply a STATUS_UPDATE and then the final status of the
+        same job at nearly the same moment. Firing both signals under this lock,
+        with :meth:`is_final` checked first for progress, keeps a progress signal
+        from firing after the final one. The lock expires after the visibility
+        timeout, so a killed drain cannot hold it for ever.
+        """
+        lock: redis.lock.Lock = self.redis.lock(
+            f"{self.settings.redis_key_prefix}:signal_lock:{job_id}",
+            timeout=self.settings.visibility_timeout_s, blocking_timeout=SIGNAL_LOCK_WAIT_S)
+        return lock
+
+    def is_final(self, job_id: str) -> bool:
+        """Return True when the job's stored status is COMPLETE, ERROR or CANCELED."""
+        status = self.redis.hget(self.job_key(job_id), "status")
+        if isinstance(status, bytes):
+            status = status.decode()
+        return status in FINAL_STATUSES
 
     def record_submitted(self, job_id: str, reference: str | None = None, *,
                          queue: str | None = None, user_metadata: dict[str, str] | None = None,
