@@ -130,6 +130,7 @@ def submit_transcode(
     status_update_interval: str = "SECONDS_10",
     acceleration: str | None = None,
     tags: Mapping[str, str] | None = None,
+    hop_destinations: Sequence[Mapping[str, Any]] | None = None,
     submission_id: str | None = None,
     settings: Settings | None = None,
 ) -> SubmitResult:
@@ -141,6 +142,9 @@ def submit_transcode(
     preset objects, by default mp4, hls and thumbnails. A ``job_template``
     alone defines them too. Outputs go under ``<destination><submission_id>/``,
     except those a job template alone defines.
+
+    ``hop_destinations`` is CreateJob's HopDestinations list (``Queue``,
+    ``Priority``, ``WaitMinutes``), checked against botocore's model.
 
     Calling again with the same ``submission_id`` returns the first call's job
     without creating another, whatever the other arguments are.
@@ -179,6 +183,8 @@ def submit_transcode(
         params["AccelerationSettings"] = {"Mode": validate_acceleration_mode(acceleration)}
     if tags:
         params["Tags"] = validate_tags(tags)
+    if hop_destinations:
+        params["HopDestinations"] = [dict(hop) for hop in hop_destinations]
     validate_create_job_request(params)
 
     store = SubmissionStore(settings)

@@ -96,6 +96,7 @@ def submit_transcode(
     status_update_interval: str = "SECONDS_10",
     acceleration: str | None = None,
     tags: Mapping[str, str] | None = None,
+    hop_destinations: Sequence[Mapping[str, Any]] | None = None,
     submission_id: str | None = None,
 ) -> dict[str, Any]:
     """Create a MediaConvert job for ``input_uri``; return the job id and submission id.
@@ -117,6 +118,7 @@ def submit_transcode(
             status_update_interval=status_update_interval,
             acceleration=acceleration,
             tags=tags,
+            hop_destinations=hop_destinations,
             submission_id=submission_id or self.request.id,
         )
     except (QueueBusyError, RateLimitedError) as exc:

@@ -19,7 +19,7 @@ import redis
 from botocore.exceptions import ReadTimeoutError
 
 from mc_tasks.clients import clear_clients, get_client
-from mc_tasks.errors import MediaConvertNotFound
+from mc_tasks.errors import InvalidJobError, MediaConvertBadRequest, MediaConvertNotFound
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
 from mc_tasks.settings import Settings
 from mc_tasks.signals import job_submitted
@@ -296,3 +296,24 @@ def test_unknown_queue_is_not_found(mc_settings: Settings) -> None:
         get_queue_status(mc_settings, queue="no-such-queue")
 
     assert caught.value.operation == "GetQueue"
+
+
+def test_hop_destinations_reach_create_job(mc_settings: Settings) -> None:
+    hops = [{"Queue": "arn:aws:mediaconvert:us-east-1:123456789012:queues/Backup",
+             "WaitMinutes": 10}]
+
+    # The local MediaConvert rejects HopDestinations by name, which shows the
+    # field was sent in the request.
+    with pytest.raises(MediaConvertBadRequest, match="HopDestinations"):
+        submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"], hop_destinations=hops,
+                         settings=mc_settings)
+
+
+def test_invalid_hop_destination_fails_before_aws(mc_settings: Settings,
+                                                   create_job_calls: list[str]) -> None:
+    with pytest.raises(InvalidJobError, match="WaitMinutes"):
+        submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"],
+                         hop_destinations=[{"Queue": "Default", "WaitMinutes": "ten"}],
+                         settings=mc_settings)
+
+    assert create_job_calls == []
