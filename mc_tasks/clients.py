@@ -92,7 +92,13 @@ def get_client(service: str, settings: Settings | None = None) -> Any:
         client = _clients.get(key)
         if client is None:
             session = boto3.session.Session()
-            client = session.client(service, config=client_config(settings))  # type: ignore[call-overload]
+            config = client_config(settings)
+            if service == "mediaconvert":
+                # mc_tasks validates every CreateJob request against botocore's model
+                # before sending it (mc_tasks.validation), so botocore's second pass
+                # would only cost CPU time.
+                config = config.merge(Config(parameter_validation=False))
+            client = session.client(service, config=config)  # type: ignore[call-overload]
             _clients[key] = client
     return client
 

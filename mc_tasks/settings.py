@@ -33,8 +33,10 @@ DEFAULT_REDIS_KEY_PREFIX = "mc_tasks"
 DEFAULT_APPLICATION = "mc_tasks"
 #: Seconds between two drain runs scheduled by celery beat.
 DEFAULT_DRAIN_INTERVAL_S = 20.0
-#: Maximum seconds one drain run keeps receiving; below the interval so runs do not pile up.
-DEFAULT_DRAIN_MAX_DURATION_S = 18.0
+#: Maximum seconds one drain run keeps receiving. Equal to the interval, so a long
+#: poll is open at almost every moment and an event is handled as soon as it lands;
+#: each beat message expires after one interval, so runs do not pile up.
+DEFAULT_DRAIN_MAX_DURATION_S = DEFAULT_DRAIN_INTERVAL_S
 #: Maximum messages one drain run handles.
 DEFAULT_DRAIN_MAX_MESSAGES = 2000
 #: Seconds a received message stays invisible to other consumers.

@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ INPUT_ACCESS_ERROR_CODE = 1010
 #: upload errors. NOTE: 1999 is in the same list, but its meaning there was
 #: not checked.
 UNCLASSIFIED_ERROR_CODE = 1999
+#: Threads that upload outputs and run ffprobe on them at the same time.
+OUTPUT_THREADS = 4
 #: Seconds ffprobe may take for one file.
 PROBE_TIMEOUT_S = 60.0
 #: Characters of ffmpeg's error output kept in an error message.
@@ -129,30 +132,44 @@ def run_ffmpeg(plan: JobPlan, input_path: Path, work_dir: Path,
 
 
 def upload_outputs(s3: Any, plan: JobPlan, output_dir: Path) -> int:
-    """Upload every file of every group to its destination prefix; return the file count."""
-    count = 0
-    for group, directory in zip(plan.groups, group_dirs(plan, output_dir), strict=True):
-        for path in sorted(directory.iterdir()):
-            key = f"{group.prefix.key}{path.name}"
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            try:
-                s3.upload_file(str(path), group.prefix.bucket, key,
-                               ExtraArgs={"ContentType": content_type})
-            except (ClientError, BotoCoreError) as exc:
-                raise JobFailure(UNCLASSIFIED_ERROR_CODE,
-                                 f"Unable to write output file [s3://{group.prefix.bucket}/"
-                                 f"{key}]: [{exc}]") from exc
-            count += 1
-    return count
+    """Upload every file of every group to its destination prefix; return the file count.
+
+    Files are uploaded by a few threads at once, because each upload mostly
+    waits on the S3 server.
+    """
+    files = [(group, path)
+             for group, directory in zip(plan.groups, group_dirs(plan, output_dir), strict=True)
+             for path in sorted(directory.iterdir())]
+    with ThreadPoolExecutor(max_workers=OUTPUT_THREADS) as pool:
+        list(pool.map(lambda item: _upload(s3, *item), files))
+    return len(files)
+
+
+def _upload(s3: Any, group: GroupPlan, path: Path) -> None:
+    key = f"{group.prefix.key}{path.name}"
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        s3.upload_file(str(path), group.prefix.bucket, key,
+                       ExtraArgs={"ContentType": content_type})
+    except (ClientError, BotoCoreError) as exc:
+        raise JobFailure(UNCLASSIFIED_ERROR_CODE,
+                         f"Unable to write output file [s3://{group.prefix.bucket}/"
+                         f"{key}]: [{exc}]") from exc
 
 
 def output_group_details(plan: JobPlan, output_dir: Path, input_duration_s: float
                          ) -> list[dict[str, Any]]:
     """Describe the written outputs as the COMPLETE event's ``outputGroupDetails``."""
+    groups = list(zip(plan.groups, group_dirs(plan, output_dir), strict=True))
+    # ffprobe runs once per output; running them at once saves most of their wall time.
+    with ThreadPoolExecutor(max_workers=OUTPUT_THREADS) as pool:
+        futures = [[pool.submit(_output_detail, group, output, directory, input_duration_s)
+                    for output in group.outputs] for group, directory in groups]
+        outputs_by_group = [[future.result() for future in group_futures]
+                            for group_futures in futures]
+
     details = []
-    for group, directory in zip(plan.groups, group_dirs(plan, output_dir), strict=True):
-        outputs = [_output_detail(group, output, directory, input_duration_s)
-                   for output in group.outputs]
+    for (group, _), outputs in zip(groups, outputs_by_group, strict=True):
         detail: dict[str, Any] = {"outputDetails": outputs, "type": group.kind}
         if group.kind == "HLS_GROUP":
             detail["playlistFilePaths"] = [_uri(group, f"{group.base}.m3u8")]
