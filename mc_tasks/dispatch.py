@@ -15,12 +15,10 @@ repair, for example from :meth:`mc_tasks.store.JobStore.get_job`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
 from celery.utils.dispatch import Signal
 
 from mc_tasks.events import (
@@ -90,32 +88,32 @@ def handle_event(store: JobStore, event: JobStateChange, *, sender: str,
 
 def fire_applied(store: JobStore, transition: Transition, *, sender: str,
                  context: str = "") -> Dispatch:
-    """Fire a progress or final signal under the job's signal lock; see JobStore.signal_lock.
+    """Fire a progress or final signal under the job's signal lock; see JobStore.begin_signal.
 
     A progress signal whose job reached a final status in the meantime is not
     fired: its change stays recorded, and the outcome becomes ``stale``.
     """
     event = transition.event
-    lock = store.signal_lock(event.job_id)
-    locked = lock.acquire()
-    if not locked:
+    token, final = store.begin_signal(event.job_id)
+    if token is None:
         logger.warning("%sJob %s event %s: another drain held the job's signal lock for %g s; "
                        "firing without it", context, event.job_id, event.event_id,
                        SIGNAL_LOCK_WAIT_S)
+    if final and event.status not in FINAL_STATUSES:
+        store.end_signal(transition, token)
+        logger.info("%sJob %s event %s (%s) applied, but its signal is skipped because the job "
+                    "already reached its final status", context, event.job_id, event.event_id,
+                    event.status)
+        return Dispatch(replace(transition, outcome=STALE,
+                                note="the job reached its final status first"))
+
     try:
-        if event.status not in FINAL_STATUSES and store.is_final(event.job_id):
-            store.mark_dispatched(transition)
-            logger.info("%sJob %s event %s (%s) applied, but its signal is skipped because the "
-                        "job already reached its final status", context, event.job_id,
-                        event.event_id, event.status)
-            return Dispatch(replace(transition, outcome=STALE,
-                                    note="the job reached its final status first"))
         errors = fire_signal(event, sender=sender, context=context)
-        store.mark_dispatched(transition, receiver_error="; ".join(errors) if errors else None)
-    finally:
-        if locked:
-            with contextlib.suppress(redis.exceptions.LockError):
-                lock.release()
+    except BaseException:
+        # Free the lock for other drains; the event's lease stays, so it is retried.
+        store.end_signal(transition, token, done=False)
+        raise
+    store.end_signal(transition, token, receiver_error="; ".join(errors) if errors else None)
     logger.info("%sJob %s event %s: %s -> %s, signal fired", context, event.job_id,
                 event.event_id, transition.previous_status or "unknown", transition.status)
     return Dispatch(transition, receiver_errors=tuple(errors))

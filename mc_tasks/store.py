@@ -39,12 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import redis.lock
 
 from mc_tasks.events import FINAL_STATUSES, JobStateChange
 from mc_tasks.outputs import JobOutputs
 from mc_tasks.settings import Settings, get_settings
-from mc_tasks.store_scripts import APPLY_EVENT, RECORD_SUBMITTED
+from mc_tasks.store_scripts import APPLY_EVENT, END_SIGNAL, RECORD_SUBMITTED
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ IN_FLIGHT = "in_flight"
 
 #: Seconds a drain waits for another drain to finish firing a signal of the same job.
 SIGNAL_LOCK_WAIT_S = 30.0
+#: Seconds between two attempts to take a job's signal lock held by another drain.
+SIGNAL_LOCK_POLL_S = 0.01
 #: Maximum jobs returned by one :meth:`JobStore.pending_jobs` call.
 DEFAULT_PENDING_LIMIT = 500
 
@@ -171,6 +172,7 @@ class JobStore:
         self._prefix = self.settings.redis_key_prefix
         self._apply_script = self.redis.register_script(APPLY_EVENT)
         self._submitted_script = self.redis.register_script(RECORD_SUBMITTED)
+        self._end_signal_script = self.redis.register_script(END_SIGNAL)
 
     def job_key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
@@ -230,26 +232,52 @@ class JobStore:
             pipe.hset(job_key, "last_receiver_error", receiver_error[:1000])
             pipe.execute()
 
-    def signal_lock(self, job_id: str) -> redis.lock.Lock:
-        """Return the lock that orders the progress and final signals of one job.
+    def begin_signal(self, job_id: str) -> tuple[str | None, bool]:
+        """Take the job's signal lock; return its token and whether the job is final.
 
         Two drains may apply a STATUS_UPDATE and then the final status of the
         same job at nearly the same moment. Firing both signals under this lock,
-        with :meth:`is_final` checked first for progress, keeps a progress signal
-        from firing after the final one. The lock expires after the visibility
-        timeout, so a killed drain cannot hold it for ever.
+        and skipping a progress signal once the job is final, keeps a progress
+        signal from firing after the final one. Taking the lock and reading the
+        status share one round trip. The lock expires after the visibility
+        timeout, so a killed drain cannot hold it for ever. After
+        :data:`SIGNAL_LOCK_WAIT_S` without the lock the token is ``None`` and the
+        caller goes on without it.
         """
-        lock: redis.lock.Lock = self.redis.lock(
-            f"{self.settings.redis_key_prefix}:signal_lock:{job_id}",
-            timeout=self.settings.visibility_timeout_s, blocking_timeout=SIGNAL_LOCK_WAIT_S)
-        return lock
+        token = uuid.uuid4().hex
+        lock_key = self.signal_lock_key(job_id)
+        deadline = time.monotonic() + SIGNAL_LOCK_WAIT_S
+        while True:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(lock_key, token, nx=True, px=self.settings.visibility_timeout_s * 1000)
+                pipe.hget(self.job_key(job_id), "status")
+                acquired, status = pipe.execute()
+            final = status in FINAL_STATUSES
+            if acquired:
+                return token, final
+            if time.monotonic() >= deadline:
+                return None, final
+            time.sleep(SIGNAL_LOCK_POLL_S)
 
-    def is_final(self, job_id: str) -> bool:
-        """Return True when the job's stored status is COMPLETE, ERROR or CANCELED."""
-        status = self.redis.hget(self.job_key(job_id), "status")
-        if isinstance(status, bytes):
-            status = status.decode()
-        return status in FINAL_STATUSES
+    def end_signal(self, transition: Transition, token: str | None, *,
+                   receiver_error: str | None = None, done: bool = True) -> None:
+        """Release the job's signal lock (if ``token`` holds it) and end the event's lease.
+
+        One script call: the lock is deleted only while it still holds ``token``,
+        and ``receiver_error`` is counted on the job record. With ``done`` false
+        only the lock is released, and the event's lease runs on, so the event is
+        dispatched again once the lease expires.
+        """
+        event = transition.event
+        self._end_signal_script(
+            keys=[self.signal_lock_key(event.job_id), self.event_key(event.event_id),
+                  self.job_key(event.job_id)],
+            args=[token or "", str(self.settings.state_ttl_s),
+                  (receiver_error or "")[:1000], "1" if done else "0"])
+
+    def signal_lock_key(self, job_id: str) -> str:
+        """Return the key of the lock that orders the signals of ``job_id``."""
+        return f"{self.settings.redis_key_prefix}:signal_lock:{job_id}"
 
     def record_submitted(self, job_id: str, reference: str | None = None, *,
                          queue: str | None = None, user_metadata: dict[str, str] | None = None,

@@ -155,3 +155,23 @@ end
 redis.call('EXPIRE', job_key, ttl)
 return status
 """
+
+
+#: KEYS: signal lock, event marker, job hash. ARGV: lock token ("" when the lock
+#: was not taken), marker TTL in seconds, receiver error text ("" for none), "1" to
+#: mark the event done or "0" to only release the lock. Releases the lock only
+#: while it holds the token.
+END_SIGNAL = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+if ARGV[4] == '0' then
+  return 0
+end
+redis.call('SET', KEYS[2], 'done', 'EX', tonumber(ARGV[2]))
+if ARGV[3] ~= '' then
+  redis.call('HINCRBY', KEYS[3], 'receiver_errors', 1)
+  redis.call('HSET', KEYS[3], 'last_receiver_error', ARGV[3])
+end
+return 1
+"""
