@@ -281,11 +281,13 @@ class JobStore:
 
     def record_submitted(self, job_id: str, reference: str | None = None, *,
                          queue: str | None = None, user_metadata: dict[str, str] | None = None,
-                         submission_id: str | None = None) -> JobRecord:
+                         submission_id: str | None = None, read_back: bool = True
+                         ) -> JobRecord | None:
         """Record a job created by CreateJob, so reconciliation can find it if events are lost.
 
         Fields that events already set are kept, and a job whose final event
-        arrived first stays final.
+        arrived first stays final. Returns the stored record, or None with
+        ``read_back`` false, which saves a Redis round trip.
         """
         keys = [self.job_key(job_id), self.open_key, self.reference_key(reference or "")]
         args = [
@@ -294,6 +296,8 @@ class JobStore:
         ]
         status = self._submitted_script(keys=keys, args=args)
         logger.debug("Recorded job %s as submitted (status %s)", job_id, status)
+        if not read_back:
+            return None
         record = self.get_job(job_id)
         assert record is not None  # the script just wrote it
         return record

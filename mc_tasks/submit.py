@@ -217,7 +217,7 @@ def submit_transcode(
     # SUBMITTED event; reconciliation needs the record if every event is lost.
     JobStore(settings).record_submitted(job_id, reference, queue=queue,
                                         user_metadata=dict(metadata),
-                                        submission_id=submission_id)
+                                        submission_id=submission_id, read_back=False)
     logger.info("Submission %s created MediaConvert job %s (reference %s, queue %s)",
                 submission_id, job_id, reference, queue)
     job_submitted.send(sender="submit_transcode", job_id=job_id, reference=reference,
