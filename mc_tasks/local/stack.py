@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,7 +50,9 @@ def _die_with_parent() -> None:
     """Ask Linux to SIGKILL the child when the process that started it dies.
 
     Without it, a demo or test run killed with SIGKILL would leave its servers
-    running. Runs in the child between fork and exec; a no-op off Linux.
+    running. Runs in the child between fork and exec; a no-op off Linux. Used
+    only for processes started from the main thread, because Linux sends the
+    signal when the thread that started the child ends.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -87,7 +90,12 @@ class ManagedProcess:
             self.popen = subprocess.Popen(  # noqa: S603
                 self.argv, env=dict(env) if env is not None else None, cwd=cwd,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True,
+                # Linux sends the death signal when the creating thread ends, not
+                # the process, so only children of the main thread can use it.
+                preexec_fn=(_die_with_parent
+                            if threading.current_thread() is threading.main_thread()
+                            else None),
             )
         except FileNotFoundError as exc:
             raise LocalStackError(f"Cannot start {name}: {argv[0]!r} was not found.") from exc
