@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = Steps(total=8)
     stack = LocalStack(run_dir)
     # SIGTERM takes the same path as Ctrl-C, so the processes started below are stopped.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         _run(steps, stack, args, run_dir)
     except (DemoError, LocalStackError) as exc:
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         _delete_run_keys(stack)
+        signal.signal(signal.SIGTERM, previous_handler)
     return 0
 
 
