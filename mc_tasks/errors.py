@@ -18,6 +18,7 @@ Every error derives from :class:`McTasksError`::
     ├── RateLimitedError          the shared CreateJob rate limit had no token   (retryable)
     ├── EventParseError           an SQS message is not a usable MediaConvert job event
     ├── ProvisioningError         the EventBridge rule or SQS queue could not be set up
+    ├── RedisUnavailableError     Redis could not be reached (retryable)
     └── LocalStackError           a process of the embedded local stack failed to start
 
 ``retryable`` is a class attribute: Celery tasks retry only errors whose
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import redis.exceptions
 from botocore.exceptions import ClientError
 
 
@@ -163,6 +165,16 @@ class EventParseError(McTasksError, ValueError):
 
 class ProvisioningError(McTasksError):
     """The EventBridge rule, SQS queue or queue policy could not be set up."""
+
+
+class RedisUnavailableError(McTasksError, redis.exceptions.ConnectionError):
+    """Redis at ``MC_TASKS_REDIS_URL`` could not be reached; retryable.
+
+    It is also a redis-py ``ConnectionError``, so code that retries those
+    (the submit task does) retries it too.
+    """
+
+    retryable = True
 
 
 class LocalStackError(McTasksError):

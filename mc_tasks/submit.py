@@ -29,16 +29,18 @@ visibility timeout.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
+import redis.exceptions
 from botocore.exceptions import ClientError
 
 from mc_tasks.backpressure import admit_submission
@@ -47,6 +49,7 @@ from mc_tasks.errors import (
     InvalidJobError,
     MediaConvertError,
     MediaConvertForbidden,
+    RedisUnavailableError,
     mediaconvert_error_from,
 )
 from mc_tasks.job_settings import load_job_settings, rebase_destinations, set_input
@@ -75,6 +78,8 @@ if TYPE_CHECKING:
     from mypy_boto3_mediaconvert import MediaConvertClient
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
 
 #: Age in seconds of a pending submission after which its ClientRequestToken
 #: is treated as expired, so ListJobs is searched before a new CreateJob.
@@ -117,6 +122,27 @@ class SubmitResult:
         return asdict(self)
 
 
+def _naming_redis_url(function: Callable[P, SubmitResult]) -> Callable[P, SubmitResult]:
+    """Turn a Redis connection failure into RedisUnavailableError naming MC_TASKS_REDIS_URL."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> SubmitResult:
+        try:
+            return function(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if isinstance(exc, RedisUnavailableError):
+                raise
+            given = kwargs.get("settings")
+            settings = given if isinstance(given, Settings) else get_settings()
+            raise RedisUnavailableError(
+                f"Redis at MC_TASKS_REDIS_URL={settings.redis_url_masked} could not be reached "
+                f"({exc}): start it or set MC_TASKS_REDIS_URL to a reachable server."
+            ) from exc
+
+    return wrapper
+
+
+@_naming_redis_url
 def submit_transcode(
     input_uri: str,
     destination: str,

@@ -27,6 +27,7 @@ from mc_tasks.errors import (
     MediaConvertQuotaExceeded,
     MediaConvertServiceError,
     MediaConvertThrottled,
+    RedisUnavailableError,
 )
 from mc_tasks.local.stack import free_port
 from mc_tasks.settings import Settings
@@ -181,3 +182,15 @@ def test_connection_error_propagates_unchanged(settings: Settings, closed_endpoi
     record = SubmissionStore(settings).get("sub-offline")
     assert record is not None
     assert record.state == "pending"
+
+
+def test_unreachable_redis_names_setting(settings: Settings) -> None:
+    unreachable = settings.replace(redis_url="redis://user:s3cret@127.0.0.1:1/0")
+
+    with pytest.raises(RedisUnavailableError) as caught:
+        submit_transcode("s3://media-in/clip.mp4", "s3://media-out/", presets=["mp4"],
+                         settings=unreachable)
+
+    assert "MC_TASKS_REDIS_URL" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    assert isinstance(caught.value, redis.exceptions.ConnectionError)
