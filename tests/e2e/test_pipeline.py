@@ -53,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             get_settings.cache_clear()
             clear_clients()
             connection = redis.Redis.from_url(TEST_REDIS_URL)
-            keys = list(connection.scan_iter(match=f"mc_tasks_local*{local.run_id}*"))
+            keys = list(connection.scan_iter(match=f"*{local.run_id}*"))
             if keys:
                 connection.delete(*keys)
             connection.close()
