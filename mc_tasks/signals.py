@@ -14,8 +14,10 @@ host's reference given to ``submit_transcode``, or ``None`` for a job submitted
 without one). ``sender`` is the name of the mc_tasks function that fired it.
 
 Signals of the event path (everything but ``job_submitted``) fire from the
-drain task in a Celery worker, at most once per job and state: see
-:mod:`mc_tasks.drain` for what happens when a receiver raises. They also fire
+drain task in a Celery worker, once per job and state change. The exception
+is a worker killed while receivers run: the signal fires again once the
+event's lease expires, so receivers can use ``event.event_id`` to ignore a
+repeat. See :mod:`mc_tasks.drain` for what happens when a receiver raises. They also fire
 from reconciliation and ``cancel_job`` when those apply a state first; then
 ``event.origin`` is ``get_job`` or ``cancel`` instead of ``event``, and the
 ``outputs`` of ``job_completed`` have no file paths, because GetJob returns
