@@ -134,6 +134,21 @@ class ManagedProcess:
         raise LocalStackError(f"{self.name} did not listen on {LOOPBACK}:{port} "
                               f"within {timeout_s:g} s. Last log lines:\n{self.log_tail()}")
 
+    def wait_for_http(self, url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Wait until a GET of ``url`` succeeds; else stop the process and raise LocalStackError."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL built here
+                    return
+            except (urllib.error.URLError, OSError):
+                if not self.running():
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise LocalStackError(f"{self.name} did not respond at {url}. Last log lines:\n"
+                              f"{self.log_tail()}")
+
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop the process: SIGTERM to it, then SIGKILL to its group after ``grace_s``.
 
@@ -178,7 +193,7 @@ def start_moto_server(log_dir: Path, env: Mapping[str, str] | None = None
     )
     process.wait_for_port(port)
     url = f"http://{LOOPBACK}:{port}"
-    _wait_http_ok(f"{url}/moto-api/", process)
+    process.wait_for_http(f"{url}/moto-api/")
     return process, url
 
 
@@ -200,17 +215,3 @@ def start_redis_server(log_dir: Path) -> tuple[ManagedProcess, str]:
     )
     process.wait_for_port(port)
     return process, f"redis://{LOOPBACK}:{port}/0"
-
-
-def _wait_http_ok(url: str, process: ManagedProcess, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL built here
-                return
-        except (urllib.error.URLError, OSError):
-            if not process.running():
-                break
-            time.sleep(0.1)
-    raise LocalStackError(f"{process.name} did not respond at {url}. Last log lines:\n"
-                          f"{process.log_tail()}")

@@ -13,17 +13,13 @@ anything else is rejected at CreateJob with BadRequestException.
 from __future__ import annotations
 
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from mc_tasks.errors import LocalStackError
 from mc_tasks.local.mediaconvert.ffmpeg_args import ffmpeg_argv
 from mc_tasks.local.mediaconvert.jobs import IDEMPOTENCY_WINDOW_S
 from mc_tasks.local.mediaconvert.server import LocalMediaConvert
-from mc_tasks.local.stack import LOOPBACK, STARTUP_TIMEOUT_S, ManagedProcess, free_port
+from mc_tasks.local.stack import LOOPBACK, ManagedProcess, free_port
 
 __all__ = [
     "IDEMPOTENCY_WINDOW_S",
@@ -55,25 +51,6 @@ def start_local_mediaconvert(log_dir: Path, env: Mapping[str, str] | None = None
     process = ManagedProcess("local MediaConvert", argv, env=env,
                              log_path=log_dir / "mediaconvert.log")
     url = f"http://{LOOPBACK}:{port}"
-    try:
-        process.wait_for_port(port)
-        _wait_until_responding(f"{url}{_READY_PATH}", process)
-    except LocalStackError:
-        process.stop()
-        raise
+    process.wait_for_port(port)
+    process.wait_for_http(f"{url}{_READY_PATH}")
     return process, url
-
-
-def _wait_until_responding(url: str, process: ManagedProcess,
-                          timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL built here
-                return
-        except (urllib.error.URLError, OSError):
-            if not process.running():
-                break
-            time.sleep(0.1)
-    raise LocalStackError(f"{process.name} did not respond at {url}. Last log lines:\n"
-                          f"{process.log_tail()}")
