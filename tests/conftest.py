@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -12,6 +13,8 @@ import redis
 from mc_tasks.clients import clear_clients
 from mc_tasks.local.stack import FAKE_AWS_ENVIRONMENT
 from mc_tasks.settings import Settings, get_settings
+from mc_tasks.signals import job_submitted
+from tests.support import local_aws_servers
 
 #: Redis used by the tests; a real server, isolated per test by a key prefix.
 TEST_REDIS_URL = os.environ.get("MC_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -58,3 +61,27 @@ def settings(redis_prefix: str) -> Settings:
         drain_interval_s=2.0,
         drain_max_duration_s=2.0,
     )
+
+
+@pytest.fixture(scope="module")
+def local_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start moto's server and the local MediaConvert; aim the mediaconvert client at it."""
+    log_dir = tmp_path_factory.mktemp("local-mediaconvert-logs")
+    with local_aws_servers(log_dir) as (_, url), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
+        clear_clients()
+        yield url
+    clear_clients()
+
+
+@pytest.fixture
+def submitted() -> Iterator[list[dict[str, Any]]]:
+    """The keyword arguments of every job_submitted signal sent during the test."""
+    calls: list[dict[str, Any]] = []
+
+    def receiver(sender: object, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    job_submitted.connect(receiver, weak=False)
+    yield calls
+    job_submitted.disconnect(receiver)

@@ -19,7 +19,7 @@ from mc_tasks.backpressure import (
     clear_queue_status_cache,
     get_queue_status_cached,
 )
-from mc_tasks.clients import clear_clients, get_client
+from mc_tasks.clients import get_client
 from mc_tasks.errors import (
     ConfigurationError,
     MediaConvertNotFound,
@@ -37,23 +37,11 @@ from mc_tasks.settings import (
 )
 from mc_tasks.submissions import SubmissionStore
 from mc_tasks.submit import submit_transcode
-from tests.support import local_aws_servers
 
 INPUT_URI = "s3://media-in/uploads/clip.mp4"
 DESTINATION = "s3://media-out/videos"
 #: Cache period used where a test waits for the cache to expire, in seconds.
 SHORT_CACHE_S = 0.3
-
-
-@pytest.fixture(scope="module")
-def local_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start moto's server and the local MediaConvert; aim the mediaconvert client at it."""
-    log_dir = tmp_path_factory.mktemp("backpressure-logs")
-    with local_aws_servers(log_dir) as (_, url), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
-        clear_clients()
-        yield url
-    clear_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -18,15 +18,13 @@ import pytest
 import redis
 from botocore.exceptions import ReadTimeoutError
 
-from mc_tasks.clients import clear_clients, get_client
+from mc_tasks.clients import get_client
 from mc_tasks.errors import InvalidJobError, MediaConvertBadRequest, MediaConvertNotFound
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
 from mc_tasks.settings import Settings
-from mc_tasks.signals import job_submitted
 from mc_tasks.submissions import SubmissionStore
 from mc_tasks.submit import get_queue_status, submit_transcode
 from tests.conftest import TEST_REDIS_URL
-from tests.support import local_aws_servers
 
 INPUT_URI = "s3://media-in/uploads/my clip+1 été.mp4"
 DESTINATION = "s3://media-out/videos"
@@ -34,32 +32,9 @@ DESTINATION = "s3://media-out/videos"
 LOST_RESPONSE_ROUNDS = 20
 
 
-@pytest.fixture(scope="module")
-def local_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start moto's server and the local MediaConvert; aim the mediaconvert client at it."""
-    log_dir = tmp_path_factory.mktemp("submit-logs")
-    with local_aws_servers(log_dir) as (_, url), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL_MEDIACONVERT", url)
-        clear_clients()
-        yield url
-    clear_clients()
-
-
 @pytest.fixture
 def mc_settings(settings: Settings, local_mediaconvert: str) -> Settings:
     return settings
-
-
-@pytest.fixture
-def submitted() -> Iterator[list[dict[str, Any]]]:
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: object, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    job_submitted.connect(receiver, weak=False)
-    yield calls
-    job_submitted.disconnect(receiver)
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from mc_tasks.errors import (
 )
 from mc_tasks.local.stack import free_port
 from mc_tasks.settings import Settings
-from mc_tasks.signals import job_submitted
 from mc_tasks.submissions import SubmissionStore
 from mc_tasks.submit import submit_transcode
 from tests.conftest import TEST_REDIS_URL
@@ -53,18 +52,6 @@ def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> str:
 def stubber(settings: Settings, closed_endpoint: str) -> Iterator[Stubber]:
     with Stubber(get_client("mediaconvert", settings)) as stub:
         yield stub
-
-
-@pytest.fixture
-def submitted() -> Iterator[list[dict[str, Any]]]:
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: object, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    job_submitted.connect(receiver, weak=False)
-    yield calls
-    job_submitted.disconnect(receiver)
 
 
 ERROR_CASES = [
