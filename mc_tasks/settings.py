@@ -51,7 +51,7 @@ DEFAULT_AWS_MAX_ATTEMPTS = 3
 DEFAULT_QUEUE_STATUS_CACHE_S = 5.0
 #: Maximum value of MC_TASKS_QUEUE_STATUS_CACHE_S, in seconds.
 MAX_QUEUE_STATUS_CACHE_S = 300.0
-#: What a submission does when its MediaConvert queue is PAUSED (see PAUSED_QUEUE_POLICIES).
+#: Submission policy for a PAUSED MediaConvert queue (see PAUSED_QUEUE_POLICIES).
 DEFAULT_PAUSED_QUEUE = "warn"
 #: ``warn``: submit and log a warning; ``reject``: raise QueuePausedError;
 #: ``ignore``: skip GetQueue entirely, for identities without mediaconvert:GetQueue.

@@ -36,7 +36,7 @@ def fired() -> Iterator[list[tuple[str, str]]]:
         signal.disconnect(receive)
 
 
-def test_progress_applied_before_final_fires_no_signal_after_it(
+def test_late_progress_signal_is_skipped(
         settings: Settings, fired: list[tuple[str, str]]) -> None:
     store = JobStore(settings)
     job = samples.job_id()
@@ -56,7 +56,7 @@ def test_progress_applied_before_final_fires_no_signal_after_it(
     assert store.get_job(job).percent == 40
 
 
-def test_final_signal_waits_for_running_progress_signal(
+def test_final_signal_waits_for_progress(
         settings: Settings, fired: list[tuple[str, str]]) -> None:
     store = JobStore(settings)
     job = samples.job_id()

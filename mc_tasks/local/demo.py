@@ -42,7 +42,7 @@ FINAL_SIGNALS = ("job_completed", "job_failed", "job_canceled")
 
 
 class DemoError(Exception):
-    """A demo step failed; the message tells the user what to do."""
+    """A demo step failed; the message names the value and the fix."""
 
 
 class Steps:

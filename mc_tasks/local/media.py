@@ -43,7 +43,7 @@ def make_sample_clip(path: Path, *, duration_s: float = 6.0, width: int = 1280,
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """What ffprobe reports about one media file."""
+    """Duration, codecs and size of one media file, as ffprobe reports them."""
 
     path: Path
     duration_s: float

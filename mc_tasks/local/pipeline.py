@@ -1,7 +1,7 @@
 """The whole local pipeline on one machine: moto, Redis, local MediaConvert, Celery.
 
 :class:`LocalStack` starts moto's server (S3, SQS, EventBridge, IAM, STS), uses
-the configured Redis when it answers or starts a throwaway ``redis-server``,
+the configured Redis when it responds or starts a throwaway ``redis-server``,
 starts the local MediaConvert, and then Celery worker and beat processes on
 demand. Every server binds to 127.0.0.1 and every process is stopped by its PID.
 The stack's :attr:`LocalStack.env` points boto3 at those servers with fake
@@ -35,14 +35,14 @@ logger = logging.getLogger(__name__)
 LOCAL_ACCOUNT_ID = "123456789012"
 #: IAM role the local jobs name; the local MediaConvert only checks its format.
 LOCAL_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/MediaConvertLocalRole"
-#: Directory that holds ``celeryconfig.py``, put on the workers' ``PYTHONPATH``.
+#: Directory that contains ``celeryconfig.py``, put on the workers' ``PYTHONPATH``.
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 #: Drain interval of the local stack, short so that a demo job finishes quickly.
 LOCAL_DRAIN_INTERVAL_S = 2.0
 
 
-def redis_answers(url: str) -> bool:
-    """Return True when a Redis server answers PING at ``url``."""
+def redis_responds(url: str) -> bool:
+    """Return True when a Redis server responds to PING at ``url``."""
     connection = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
         return bool(connection.ping())
@@ -81,7 +81,7 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        """Start moto, Redis (unless one answers) and the local MediaConvert."""
+        """Start moto, Redis (unless one responds) and the local MediaConvert."""
         if not (REPOSITORY_ROOT / "celeryconfig.py").exists():
             raise LocalStackError(
                 f"celeryconfig.py was not found in {REPOSITORY_ROOT}: run the local stack "
@@ -123,9 +123,9 @@ class LocalStack:
 
     def _choose_redis(self) -> str:
         url = self._requested_redis_url or os.environ.get("MC_TASKS_REDIS_URL", DEFAULT_REDIS_URL)
-        if redis_answers(url):
+        if redis_responds(url):
             return url
-        logger.info("No Redis answered at the configured URL; starting redis-server")
+        logger.info("No Redis responded at the configured URL; starting redis-server")
         process, url = start_redis_server(self.work_dir)
         self.processes.append(process)
         self._redis_process = process

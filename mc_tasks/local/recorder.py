@@ -32,7 +32,7 @@ _SIGNALS = {
 
 
 def records_key(settings: Settings) -> str:
-    """Return the Redis list that holds the recorded signals."""
+    """Return the key of the Redis list that contains the recorded signals."""
     return f"{settings.redis_key_prefix}:recorded_signals"
 
 
