@@ -184,11 +184,15 @@ class ManagedProcess:
 
 def start_moto_server(log_dir: Path, env: Mapping[str, str] | None = None
                       ) -> tuple[ManagedProcess, str]:
-    """Start moto's server on a free loopback port; return the process and its URL."""
+    """Start moto's server on a free loopback port; return the process and its URL.
+
+    The server runs through :mod:`mc_tasks.local.moto_server`, which makes moto's
+    SQS deletions safe against concurrent sends.
+    """
     port = free_port()
     process = ManagedProcess(
         "moto server",
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        [sys.executable, "-m", "mc_tasks.local.moto_server", "-H", LOOPBACK, "-p", str(port)],
         env=env, log_path=log_dir / "moto.log",
     )
     process.wait_for_port(port)
