@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from mc_tasks.clients import get_client
-from mc_tasks.dispatch import handle_event
+from mc_tasks.dispatch import Dispatch, handle_batch
 from mc_tasks.errors import EventParseError, ProvisioningError
-from mc_tasks.events import discard_reason, parse_message
+from mc_tasks.events import JobStateChange, discard_reason, parse_message
 from mc_tasks.settings import SQS_MAX_WAIT_TIME_S, Settings, get_settings
 from mc_tasks.store import IN_FLIGHT, STALE, JobStore
 
@@ -74,6 +74,10 @@ logger = logging.getLogger(__name__)
 SQS_MAX_BATCH = 10
 #: Sender name passed to signal receivers.
 SENDER = "mc_tasks.drain_status_queue"
+#: What to do with a message that holds no event of ours: delete it, or keep it
+#: for the dead-letter queue.
+_DISCARD = "discard"
+_KEEP = "keep"
 
 
 @dataclass
@@ -178,30 +182,44 @@ def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageType
     extend_after_s = settings.visibility_timeout_s / 2
     extended = False
     to_delete: list[MessageTypeDef] = []
-    stop = False
+    events: list[JobStateChange] = []
+    event_messages: list[MessageTypeDef] = []
+    for message in messages:
+        event = _parse(message, settings, report, expected_account_id)
+        if event == _DISCARD:
+            to_delete.append(message)
+        elif isinstance(event, JobStateChange):
+            events.append(event)
+        event_messages.append(message)
 
-    for index, message in enumerate(messages):
+    def keep_visible(index: int) -> None:
+        nonlocal extended
         if not extended and time.monotonic() - received_at > extend_after_s:
-            _extend_visibility(sqs, queue_url, messages[index:], settings, report)
+            _extend_visibility(sqs, queue_url, event_messages[index:], settings, report)
             extended = True
-        try:
-            if _handle_message(message, store, settings, report, expected_account_id):
-                to_delete.append(message)
-        except redis.RedisError as exc:
-            report.failed["store_error"] += len(messages) - index
-            logger.error("Message %s: the job state store failed (%s); leaving it and the "
-                         "%d after it in the queue and ending this run", message["MessageId"],
-                         exc, len(messages) - index - 1)
-            stop = True
-            break
+
+    stop = False
+    try:
+        dispatches = handle_batch(
+            store, events, sender=SENDER, before_signal=keep_visible,
+            contexts=[f"Message {message['MessageId']}: " for message in event_messages])
+    except redis.RedisError as exc:
+        report.failed["store_error"] += len(events)
+        logger.error("The job state store failed (%s); leaving the %d events of this batch in "
+                     "the queue and ending this run", exc, len(events))
+        dispatches = []
+        stop = True
+    for message, dispatch in zip(event_messages, dispatches, strict=False):
+        if _count(dispatch, report):
+            to_delete.append(message)
 
     _delete(sqs, queue_url, to_delete, report)
     return stop
 
 
-def _handle_message(message: MessageTypeDef, store: JobStore, settings: Settings,
-                    report: DrainReport, expected_account_id: str | None) -> bool:
-    """Handle one message; return True when it may be deleted."""
+def _parse(message: MessageTypeDef, settings: Settings, report: DrainReport,
+           expected_account_id: str | None) -> JobStateChange | str:
+    """Return the message's event, or ``_DISCARD`` or ``_KEEP`` when it holds none of ours."""
     message_id = message["MessageId"]
     receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
     try:
@@ -210,7 +228,7 @@ def _handle_message(message: MessageTypeDef, store: JobStore, settings: Settings
         if exc.discardable:
             report.discarded[exc.reason] += 1
             logger.info("Message %s discarded (%s): %s", message_id, exc.reason, exc)
-            return True
+            return _DISCARD
         report.failed[exc.reason] += 1
         if receive_count >= settings.max_receive_count:
             logger.error("Message %s is not a job event (%s), receive %d of %d: SQS moves it to "
@@ -219,17 +237,19 @@ def _handle_message(message: MessageTypeDef, store: JobStore, settings: Settings
         else:
             logger.warning("Message %s is not a job event (%s), receive %d; leaving it for the "
                            "dead-letter queue: %s", message_id, exc.reason, receive_count, exc)
-        return False
+        return _KEEP
 
-    context = f"Message {message_id}: "
     reason = discard_reason(event, settings, expected_account_id=expected_account_id)
     if reason is not None:
         report.discarded[reason] += 1
-        logger.info("%sjob %s event %s (%s) discarded: %s", context, event.job_id,
+        logger.info("Message %s: job %s event %s (%s) discarded: %s", message_id, event.job_id,
                     event.event_id, event.status, reason)
-        return True
+        return _DISCARD
+    return event
 
-    dispatch = handle_event(store, event, sender=SENDER, context=context)
+
+def _count(dispatch: Dispatch, report: DrainReport) -> bool:
+    """Count one handled event in ``report``; return True when its message may be deleted."""
     outcome = dispatch.transition.outcome
     if dispatch.fired:
         report.applied += 1

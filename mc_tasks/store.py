@@ -35,6 +35,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +45,12 @@ import redis
 from mc_tasks.events import FINAL_STATUSES, JobStateChange
 from mc_tasks.outputs import JobOutputs
 from mc_tasks.settings import Settings, get_settings
-from mc_tasks.store_scripts import APPLY_EVENT, END_SIGNAL, RECORD_SUBMITTED
+from mc_tasks.store_scripts import (
+    APPLY_BATCH,
+    APPLY_EVENT,
+    END_SIGNAL,
+    RECORD_SUBMITTED,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,10 @@ REDISPATCH = "redispatch"
 DUPLICATE = "duplicate"
 STALE = "stale"
 IN_FLIGHT = "in_flight"
+
+#: ``Transition.signal_lock`` values set by :meth:`StoreBatch.apply`.
+HELD = "held"
+BUSY = "busy"
 
 #: Seconds a drain waits for another drain to finish firing a signal of the same job.
 SIGNAL_LOCK_WAIT_S = 30.0
@@ -90,6 +101,12 @@ class Transition:
     note: str = ""
     #: Lease token of an applied or redispatched event, passed to mark_dispatched.
     token: str = ""
+    #: From :meth:`StoreBatch.apply`: ``held`` when the batch's token holds the
+    #: job's signal lock, ``busy`` when another drain holds it, else empty.
+    signal_lock: str = ""
+    #: From :meth:`StoreBatch.apply`: True when the job's status was final right
+    #: after this event was applied.
+    job_final: bool = False
 
     @property
     def fires_signal(self) -> bool:
@@ -173,6 +190,7 @@ class JobStore:
         self._apply_script = self.redis.register_script(APPLY_EVENT)
         self._submitted_script = self.redis.register_script(RECORD_SUBMITTED)
         self._end_signal_script = self.redis.register_script(END_SIGNAL)
+        self.apply_batch_sha = self.redis.register_script(APPLY_BATCH).sha
 
     def job_key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
@@ -275,6 +293,25 @@ class JobStore:
             args=[token or "", str(self.settings.state_ttl_s),
                   (receiver_error or "")[:1000], "1" if done else "0"])
 
+    @contextmanager
+    def batch(self) -> Iterator[StoreBatch]:
+        """Yield a :class:`StoreBatch` on one Redis connection of the pool.
+
+        On exit the replies of the lease ends it sent are read. A Redis error
+        drops the connection and propagates.
+        """
+        pool = self.redis.connection_pool
+        connection: Any = pool.get_connection()
+        batch = StoreBatch(self, connection)
+        try:
+            yield batch
+            batch.read_end_replies()
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
     def signal_lock_key(self, job_id: str) -> str:
         """Return the key of the lock that orders the signals of ``job_id``."""
         return f"{self.settings.redis_key_prefix}:signal_lock:{job_id}"
@@ -336,6 +373,111 @@ class JobStore:
         now_ms = _now_ms()
         self.redis.zadd(self.open_key, {job_id: now_ms}, xx=True)
         self.redis.hset(self.job_key(job_id), "checked_at_ms", str(now_ms))
+
+
+class StoreBatch:
+    """The events of one SQS batch: applied in one script call, leases ended one by one.
+
+    :meth:`apply` takes each job's signal lock in the same call, so the ordered
+    signals of the batch fire without one more round trip per event. :meth:`end`
+    writes each lease end to the connection as soon as its signal has fired and
+    reads the reply later, so a process killed after a signal leaves at most that
+    signal's lease pending, as with :meth:`JobStore.end_signal`. Use it through
+    :meth:`JobStore.batch`.
+    """
+
+    def __init__(self, store: JobStore, connection: Any) -> None:
+        self._store = store
+        self._connection = connection
+        self._token = uuid.uuid4().hex
+        self._ends_sent = 0
+
+    def apply(self, events: Sequence[tuple[JobStateChange, bool]]) -> list[Transition]:
+        """Apply ``(event, ordered)`` pairs in order; return one transition per event.
+
+        ``ordered`` is True for events whose signal fires under the job's signal
+        lock (progress and final signals, see :meth:`JobStore.begin_signal`). For
+        those that fire, the transition's ``signal_lock`` says whether this batch
+        holds the lock (then :meth:`end` releases it) or another drain does (then
+        the caller waits for it with :meth:`JobStore.begin_signal`).
+        """
+        if not events:
+            return []
+        store = self._store
+        settings = store.settings
+        now_ms = _now_ms()
+        keys: list[str] = [store.open_key]
+        args: list[str] = [
+            str(now_ms), str(now_ms + settings.visibility_timeout_s * 1000),
+            str(settings.state_ttl_s), self._token, str(settings.visibility_timeout_s * 1000),
+        ]
+        for event, ordered in events:
+            keys += [store.job_key(event.job_id), store.event_key(event.event_id),
+                     store.reference_key(event.reference or ""),
+                     store.signal_lock_key(event.job_id)]
+            args += [event.event_id, event.status, str(event.timestamp_ms), event.job_id,
+                     event.reference or "", event.queue or "", json.dumps(_payload(event)),
+                     "1" if ordered else "0"]
+        replies = self._evalsha(store.apply_batch_sha, APPLY_BATCH, keys, args)
+        transitions = []
+        for (event, _), line in zip(events, replies.split("\n"), strict=True):
+            outcome, previous, status, lock, final, note = line.split("\t")
+            fires = outcome in (APPLIED, REDISPATCH)
+            transitions.append(Transition(
+                outcome=outcome, event=event, previous_status=previous or None,
+                status=status or None, note=note, token=self._token if fires else "",
+                signal_lock=lock, job_final=final == "1"))
+        return transitions
+
+    def end(self, transition: Transition, *, release_lock: bool,
+            receiver_error: str | None = None, done: bool = True) -> None:
+        """Send the end of the event's lease (and the lock release) without waiting.
+
+        ``release_lock`` is True for the job's last event of the batch that holds
+        the lock. The arguments are those of :meth:`JobStore.end_signal`.
+        """
+        store = self._store
+        event = transition.event
+        command = _END_SIGNAL_HEAD + _pack_arguments(
+            store.signal_lock_key(event.job_id), store.event_key(event.event_id),
+            store.job_key(event.job_id), self._token if release_lock else "",
+            str(store.settings.state_ttl_s), (receiver_error or "")[:1000],
+            "1" if done else "0")
+        self._connection.send_packed_command([command])
+        self._ends_sent += 1
+
+    def read_end_replies(self) -> None:
+        """Read the replies of every lease end sent; raise the first error."""
+        while self._ends_sent:
+            self._ends_sent -= 1
+            self._connection.read_response()
+
+    def _evalsha(self, sha: str, script: str, keys: list[str], args: list[str]) -> Any:
+        connection = self._connection
+        count = str(len(keys))
+        connection.send_packed_command([_pack_command("EVALSHA", sha, count, *keys, *args)])
+        try:
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or its script cache was flushed: EVAL loads the script again.
+            connection.send_packed_command([_pack_command("EVAL", script, count, *keys, *args)])
+            return connection.read_response()
+
+
+def _pack_command(*parts: str) -> bytes:
+    """Encode one Redis command in RESP, as redis-py would, with less work per argument."""
+    return b"*%d\r\n" % len(parts) + _pack_arguments(*parts)
+
+
+def _pack_arguments(*parts: str) -> bytes:
+    """Encode ``parts`` as RESP bulk strings, without the command's array header."""
+    encoded = [part.encode() for part in parts]
+    return b"".join([b"$%d\r\n%b\r\n" % (len(data), data) for data in encoded])
+
+
+#: EVAL of END_SIGNAL with its 3 keys: the array header (10 parts) and the first three.
+#: EVAL rather than EVALSHA, so a lease end never meets a flushed script cache.
+_END_SIGNAL_HEAD = b"*10\r\n" + _pack_arguments("EVAL", END_SIGNAL, "3")
 
 
 def _payload(event: JobStateChange) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mc_tasks import signals
-from mc_tasks.dispatch import fire_applied, handle_event
+from mc_tasks.dispatch import Dispatch, fire_applied, handle_batch, handle_event
 from mc_tasks.events import parse_event
 from mc_tasks.settings import Settings
 from mc_tasks.store import STALE, JobStore
@@ -80,3 +80,105 @@ def test_final_signal_waits_for_progress(
         signals.job_progress.disconnect(slow_receiver)
 
     assert fired == [("progress", job), ("failed", job)]
+
+
+def test_batch_fires_in_batch_order(settings: Settings, fired: list[tuple[str, str]]) -> None:
+    store = JobStore(settings)
+    first, second = samples.job_id(), samples.job_id()
+    events = [parse_event(samples.status_update(first, 40, timestamp_ms=1_000)),
+              parse_event(samples.status_update(second, 10, timestamp_ms=1_000)),
+              parse_event(samples.error(first, timestamp_ms=2_000)),
+              parse_event(samples.status_update(first, 90, timestamp_ms=1_500))]
+
+    dispatches = handle_batch(store, events, sender=SENDER)
+
+    assert [dispatch.transition.outcome for dispatch in dispatches] == [
+        "applied", "applied", "applied", STALE]
+    assert fired == [("progress", first), ("progress", second), ("failed", first)]
+    for job in (first, second):
+        assert store.redis.exists(store.signal_lock_key(job)) == 0
+    for event in events[:3]:
+        assert store.redis.get(store.event_key(event.event_id)) == "done"
+
+
+def test_batch_waits_for_busy_lock(settings: Settings, fired: list[tuple[str, str]]) -> None:
+    store = JobStore(settings)
+    locked_job, free_job = samples.job_id(), samples.job_id()
+    events = [parse_event(samples.status_update(locked_job, 40, timestamp_ms=1_000)),
+              parse_event(samples.status_update(free_job, 40, timestamp_ms=1_000))]
+    # Another drain is firing a signal of locked_job.
+    token, final = store.begin_signal(locked_job)
+    assert token is not None
+    assert not final
+    result: list[list[Dispatch]] = []
+    drain = threading.Thread(
+        target=lambda: result.append(handle_batch(store, events, sender=SENDER)))
+
+    drain.start()
+    deadline = time.monotonic() + 5
+    while not fired and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    fired_while_locked = list(fired)
+    store.redis.delete(store.signal_lock_key(locked_job))
+    drain.join(5)
+
+    assert fired_while_locked == [("progress", free_job)]
+    assert fired == [("progress", free_job), ("progress", locked_job)]
+    assert [dispatch.fired for dispatch in result[0]] == [True, True]
+
+
+def test_batch_skips_redispatched_progress(
+        settings: Settings, fired: list[tuple[str, str]]) -> None:
+    store = JobStore(settings.replace(visibility_timeout_s=1))
+    job = samples.job_id()
+    progress = parse_event(samples.status_update(job, 40, timestamp_ms=1_000))
+    final = parse_event(samples.error(job, timestamp_ms=2_000))
+    # A drain applied the progress event and died before firing its signal.
+    assert store.apply(progress).fires_signal
+    handle_batch(store, [final], sender=SENDER)
+    time.sleep(1.1)
+
+    (late,) = handle_batch(store, [progress], sender=SENDER)
+
+    assert late.transition.outcome == STALE
+    assert fired == [("failed", job)]
+    assert store.redis.get(store.event_key(progress.event_id)) == "done"
+
+
+def test_batch_duplicate_in_same_batch(settings: Settings, fired: list[tuple[str, str]]) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+    progress = parse_event(samples.status_update(job, 40, timestamp_ms=1_000))
+
+    first, second = handle_batch(store, [progress, progress], sender=SENDER)
+
+    assert first.fired
+    assert second.transition.outcome == "duplicate"
+    assert fired == [("progress", job)]
+
+
+def test_batch_receiver_interrupt_frees_locks(
+        settings: Settings, fired: list[tuple[str, str]]) -> None:
+    store = JobStore(settings)
+    first, second = samples.job_id(), samples.job_id()
+    events = [parse_event(samples.status_update(first, 40, timestamp_ms=1_000)),
+              parse_event(samples.status_update(second, 40, timestamp_ms=1_000))]
+
+    def interrupt(sender: object, job_id: str, **kwargs: Any) -> None:
+        if job_id == first:
+            raise KeyboardInterrupt
+
+    signals.job_progress.connect(interrupt, weak=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            handle_batch(store, events, sender=SENDER)
+    finally:
+        signals.job_progress.disconnect(interrupt)
+
+    for job in (first, second):
+        assert store.redis.exists(store.signal_lock_key(job)) == 0
+    # Both leases run on, so both events are dispatched again after they expire.
+    for event in events:
+        assert store.redis.get(store.event_key(event.event_id)).startswith("pending:")
+    assert ("progress", second) not in fired
