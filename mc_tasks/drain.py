@@ -9,9 +9,10 @@ Contract of one :func:`drain_status_queue` run:
   ``Settings.drain_max_messages`` messages (both can be overridden per call).
   The last long poll may pass that time by less than a second, because
   WaitTimeSeconds is a whole number. A duration of 0 makes one short poll.
-- Each message is parsed (:mod:`mc_tasks.events`), applied to the job state
-  store (:mod:`mc_tasks.store`) and, for a real change, its signal is fired
-  (:mod:`mc_tasks.dispatch`). Handled messages are then deleted with
+- Each message is parsed (:mod:`mc_tasks.events`). The events of a batch are
+  applied to the job state store (:mod:`mc_tasks.store`) in one script call
+  and, for each real change, its signal is fired in the batch's order
+  (:func:`mc_tasks.dispatch.handle_batch`). Handled messages are then deleted with
   DeleteMessageBatch; an entry in ``Failed`` is logged and counted, and the
   message comes back later as a duplicate that changes nothing.
 - Delivery is at least once and unordered. The store applies each event at most
@@ -35,8 +36,8 @@ Contract of one :func:`drain_status_queue` run:
 - When handling a batch takes more than half the visibility timeout, the
   visibility of its unhandled messages is extended (ChangeMessageVisibilityBatch).
   Deduplication in the store stays the backstop if a message reappears anyway.
-- A Redis error leaves the message in the queue and ends the run after the
-  messages already handled are deleted.
+- A Redis error leaves the batch's events in the queue and ends the run after
+  the batch's discarded messages are deleted.
 
 Log lines carry the SQS message id and, once parsed, the job id.
 """

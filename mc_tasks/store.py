@@ -4,6 +4,9 @@ Contract:
 
 - :meth:`JobStore.apply` decides inside one Redis Lua script whether an event
   changes its job, so concurrent drains never both apply the same change.
+  :meth:`JobStore.batch` applies the events of one SQS batch with the same
+  rules, in order, in one script call (:class:`StoreBatch`); an event seen
+  twice in one batch is a ``duplicate`` the second time.
   A repeated event id, or the same final status of a job seen again, is a
   ``duplicate``. COMPLETE, ERROR and CANCELED are final: a later PROGRESSING,
   STATUS_UPDATE or a different final status is ``stale`` and changes nothing.
