@@ -103,7 +103,7 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
     killed in a receiver leaves at most that one signal pending, as with
     :func:`handle_event`. An event whose job's lock another drain holds fires
     after the rest of the batch, through :func:`fire_applied`, which waits for
-    the lock. ``contexts`` holds a log prefix per event; ``before_signal`` is
+    the lock. ``contexts`` contains a log prefix per event; ``before_signal`` is
     called with an event's index before its signal fires. Returns one
     :class:`Dispatch` per event, in the order of ``events``.
     """

@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 SQS_MAX_BATCH = 10
 #: Sender name passed to signal receivers.
 SENDER = "mc_tasks.drain_status_queue"
-#: What to do with a message that holds no event of ours: delete it, or keep it
+#: What to do with a message without an event of ours: delete it, or keep it
 #: for the dead-letter queue.
 _DISCARD = "discard"
 _KEEP = "keep"
@@ -220,7 +220,7 @@ def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageType
 
 def _parse(message: MessageTypeDef, settings: Settings, report: DrainReport,
            expected_account_id: str | None) -> JobStateChange | str:
-    """Return the message's event, or ``_DISCARD`` or ``_KEEP`` when it holds none of ours."""
+    """Return the message's event, or ``_DISCARD`` or ``_KEEP`` when it has none of ours."""
     message_id = message["MessageId"]
     receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
     try:

@@ -400,9 +400,10 @@ class StoreBatch:
 
         ``ordered`` is True for events whose signal fires under the job's signal
         lock (progress and final signals, see :meth:`JobStore.begin_signal`). For
-        those that fire, the transition's ``signal_lock`` says whether this batch
-        holds the lock (then :meth:`end` releases it) or another drain does (then
-        the caller waits for it with :meth:`JobStore.begin_signal`).
+        those that fire, the transition's ``signal_lock`` is ``held`` when this
+        batch took the lock (then :meth:`end` releases it) or ``busy`` when another
+        drain has it (then the caller waits for it with
+        :meth:`JobStore.begin_signal`).
         """
         if not events:
             return []

@@ -13,10 +13,11 @@ fired. A drain that finds an expired lease (the process that took it died
 before firing or finishing) takes the lease over and fires the signal again.
 """
 
-#: Lua function shared by APPLY_EVENT and APPLY_BATCH. Its arguments are the
-#: job hash, event marker, open-jobs sorted set and reference set keys, then the
-#: event id, status, timestamp ms, now ms, lease expiry ms, ttl s, lease token,
-#: job id, reference or "", queue or "" and payload JSON (string values only).
+#: Lua function shared by APPLY_EVENT and APPLY_BATCH. Its first arguments are
+#: the keys: job hash, event marker, open-jobs sorted set and reference set. Then
+#: come the event id, status, timestamp ms, now ms, lease expiry ms, ttl s, lease
+#: token, job id, reference or "", queue or "" and payload JSON (string values
+#: only).
 #: Returns {outcome, previous status, new status, note}.
 _APPLY_FUNCTION = """
 local function apply_event(job_key, event_key, open_key, ref_key, event_id, status, ts_text,
@@ -150,10 +151,10 @@ return apply_event(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3]
 #: ARGV: now ms, lease expiry ms, ttl s, token (lease and lock), lock ms, then 8 per
 #: event: event id, status, timestamp ms, job id, reference or "", queue or "",
 #: payload JSON, "1" when the event's signal is ordered.
-#: Returns one line per event, joined by newlines, each with the tab-separated
-#: outcome, previous status, new status, lock, final and note: lock is "held"
-#: (this token holds the job's lock), "busy" (another token holds it) or "" (not
-#: needed), and final is "1" when the job's status is final. One string parses
+#: Returns one line per event, joined by newlines. Each line has the
+#: tab-separated outcome, previous status, new status, lock, final and note.
+#: Lock is "held" (this token has the job's lock), "busy" (another token has it)
+#: or "" (not needed). Final is "1" when the job's status is final. One string parses
 #: faster on the client than nested arrays. No field contains a tab or a newline:
 #: statuses are the known ones and notes are fixed texts.
 APPLY_BATCH = _APPLY_FUNCTION + """
