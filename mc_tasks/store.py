@@ -475,8 +475,11 @@ def _pack_command(*parts: str) -> bytes:
 
 def _pack_arguments(*parts: str) -> bytes:
     """Encode ``parts`` as RESP bulk strings, without the command's array header."""
-    encoded = [part.encode() for part in parts]
-    return b"".join([b"$%d\r\n%b\r\n" % (len(data), data) for data in encoded])
+    chunks = []
+    for part in parts:
+        size = len(part) if part.isascii() else len(part.encode())
+        chunks.append(f"${size}\r\n{part}\r\n")
+    return "".join(chunks).encode()
 
 
 #: EVAL of END_SIGNAL with its 3 keys: the array header (10 parts) and the first three.

@@ -288,3 +288,24 @@ def test_record_to_dict_is_json_serialisable(settings: Settings) -> None:
 
     assert data["status"] == "COMPLETE"
     assert data["outputs"]["groups"][0]["type"] == "HLS_GROUP"
+
+
+def test_batch_keeps_non_ascii_values(settings: Settings) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+    reference = "vidéo-東京-42"
+    event = change(samples.error(job, message="Fichier d'entrée illisible", reference=reference))
+
+    with store.batch() as batch:
+        (transition,) = batch.apply([(event, True)])
+        batch.end(transition, release_lock=True)
+    record = store.get_job(job)
+
+    assert transition.outcome == "applied"
+    assert transition.signal_lock == "held"
+    assert record is not None
+    assert record.reference == reference
+    assert record.error_message == "Fichier d'entrée illisible"
+    assert [found.job_id for found in store.find_jobs(reference)] == [job]
+    assert store.redis.get(store.event_key(event.event_id)) == "done"
+    assert store.redis.exists(store.signal_lock_key(job)) == 0
