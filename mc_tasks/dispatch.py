@@ -149,6 +149,7 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
             results[index] = Dispatch(transition, receiver_errors=tuple(errors))
 
     for index in waiting:
+        _log_redispatch(transitions[index], contexts[index])
         if before_signal is not None:
             before_signal(index)
         results[index] = fire_applied(store, transitions[index], sender=sender,
