@@ -160,6 +160,9 @@ class ChaosResult:
     duplicate_final_after_kill: int
     duplicate_other_unexplained: int
     duplicate_other_after_kill: int
+    #: Jobs whose final signal fired again with a different event id: a receiver
+    #: that ignores event ids it has seen would act twice on them.
+    duplicate_final_new_event: int
     progress_after_final: int
     redispatched: int
     worker_tracebacks: int
@@ -193,6 +196,7 @@ class ChaosResult:
             "signals repeated without a kill inside a receiver":
                 self.duplicate_final_unexplained + self.duplicate_other_unexplained > 0,
             "a kill left more than one fired signal unreleased": self.kills_unreleasing_several > 0,
+            "a final signal repeated with a new event id": self.duplicate_final_new_event > 0,
             "messages left in the queue or dead-letter queue": run.queue_left + run.dlq_left > 0,
         }
         return [reason for reason, failed in checks.items() if failed]
@@ -226,6 +230,8 @@ class ChaosResult:
             f"{self.duplicate_final_after_kill})",
             f"duplicated other:       unexplained {self.duplicate_other_unexplained}, "
             f"after kill-in-receiver {self.duplicate_other_after_kill} (progress and info)",
+            f"duplicated effects:     {self.duplicate_final_new_event} for a receiver that "
+            "skips an event.event_id it has seen (repeats with a new event id)",
             "unreleased at kills:    "
             + ", ".join(str(len(event_ids)) for event_ids in run.unreleased.values())
             + " fired signals per kill whose lease the victim had not released (at most 1 "
@@ -318,6 +324,9 @@ def check_run(run: ChaosRun, store: JobStore) -> ChaosResult:
         duplicate_final_after_kill=counts["final_after_kill"],
         duplicate_other_unexplained=counts["other_unexplained"],
         duplicate_other_after_kill=counts["other_after_kill"],
+        duplicate_final_new_event=sum(
+            1 for indexes in finals_by_job.values()
+            if len({firings[index]["event"] for index in indexes}) > 1),
         progress_after_final=counts["progress_after_final"],
         redispatched=run.log_text.count(REDISPATCH_LOG_TEXT),
         worker_tracebacks=run.log_text.count("Traceback"),

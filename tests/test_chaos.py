@@ -64,6 +64,10 @@ def test_chaos_repeats_no_other_signal_without_kill(chaos: ChaosResult) -> None:
     assert chaos.duplicate_other_unexplained == 0
 
 
+def test_chaos_repeats_no_final_with_new_event_id(chaos: ChaosResult) -> None:
+    assert chaos.duplicate_final_new_event == 0
+
+
 def test_chaos_kill_leaves_at_most_one_signal_unreleased(chaos: ChaosResult) -> None:
     assert chaos.kills_unreleasing_several == 0
 
@@ -82,12 +86,13 @@ def test_chaos_workers_raise_nothing(chaos: ChaosResult) -> None:
     assert chaos.worker_tracebacks == 0
 
 
-def _recorded_run(settings: Settings, pids: list[int], unreleased: dict[int, list[str]]
-                  ) -> ChaosResult:
+def _recorded_run(settings: Settings, pids: list[int], unreleased: dict[int, list[str]],
+                  *, new_event_ids: bool = False) -> ChaosResult:
     """Record one job's final signal fired once per PID in ``pids``, then check the run.
 
     ``unreleased`` maps a killed PID to the events it left unreleased; the final
-    event's id is written as ``"final"``.
+    event's id is written as ``"final"``. With ``new_event_ids`` each firing after
+    the first carries a different event id.
     """
     plan = generate_events(20, random.Random(1))
     job, final = next(iter(plan.final_status.items()))
@@ -95,8 +100,9 @@ def _recorded_run(settings: Settings, pids: list[int], unreleased: dict[int, lis
                        if json.loads(body)["detail"]["status"] == final)
     store = JobStore(settings)
     keys = chaos_keys(settings.redis_key_prefix)
-    for pid in pids:
-        entry = {"job": job, "signal": FINAL_SIGNALS[final], "event": final_event["id"],
+    for index, pid in enumerate(pids):
+        event_id = f"{final_event['id']}-{index}" if new_event_ids and index else final_event["id"]
+        entry = {"job": job, "signal": FINAL_SIGNALS[final], "event": event_id,
                  "status": final, "pid": pid, "t": 0.0}
         store.redis.rpush(keys.signals, json.dumps(entry))
     unreleased = {pid: [final_event["id"] if event_id == "final" else event_id
@@ -134,3 +140,18 @@ def test_check_flags_kill_unreleasing_two_signals(settings: Settings) -> None:
 
     assert result.kills_unreleasing_several == 1
     assert not result.passed
+
+
+def test_check_flags_final_with_new_event_id(settings: Settings) -> None:
+    result = _recorded_run(settings, [101, 102], unreleased={101: ["final"]},
+                           new_event_ids=True)
+
+    assert result.duplicate_final_new_event == 1
+    assert not result.passed
+
+
+def test_check_counts_no_new_event_id_for_same_event(settings: Settings) -> None:
+    result = _recorded_run(settings, [101, 102], unreleased={101: ["final"]})
+
+    assert result.duplicate_final_new_event == 0
+    assert result.duplicate_final_after_kill == 1
