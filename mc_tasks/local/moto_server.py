@@ -26,58 +26,56 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
-_PATCHED_MARKER = "_mc_tasks_serialized"
+#: Attribute set on a replacement method, so a second call does not wrap it again.
+_PATCHED_MARKER = "_mc_tasks_patched"
+
+
+def _replace_method(owner: type, name: str,
+                    wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace ``owner.name`` by ``wrap(original)`` once; calling it again changes nothing."""
+    original = getattr(owner, name)
+    if getattr(original, _PATCHED_MARKER, False):
+        return
+    replacement = functools.wraps(original)(wrap(original))
+    setattr(replacement, _PATCHED_MARKER, True)
+    setattr(owner, name, replacement)
 
 
 def serialize_sqs_deletes() -> None:
-    """Make moto's SQS ``Queue.delete_message`` take the queue's message lock.
-
-    Calling it again changes nothing.
-    """
+    """Make moto's SQS ``Queue.delete_message`` take the queue's message lock."""
     from moto.sqs.models import Queue
 
-    original = Queue.delete_message
-    if getattr(original, _PATCHED_MARKER, False):
-        return
+    def wrap(original: Callable[..., None]) -> Callable[..., None]:
+        def delete_message(self: Any, receipt_handle: str) -> None:
+            lock = getattr(self, "_messages_lock", None)
+            if lock is None:
+                original(self, receipt_handle)
+                return
+            with lock:
+                original(self, receipt_handle)
+        return delete_message
 
-    @functools.wraps(original)
-    def delete_message(self: Any, receipt_handle: str) -> None:
-        lock = getattr(self, "_messages_lock", None)
-        if lock is None:
-            original(self, receipt_handle)
-            return
-        with lock:
-            original(self, receipt_handle)
-
-    setattr(delete_message, _PATCHED_MARKER, True)
-    Queue.delete_message = delete_message  # type: ignore[method-assign]
+    _replace_method(Queue, "delete_message", wrap)
 
 
 def read_retention_directly() -> None:
-    """Make moto's SQS retention check read the queue's attribute.
-
-    Calling it again changes nothing.
-    """
+    """Make moto's SQS retention check read the queue's attribute."""
     from moto.core.utils import unix_time
     from moto.sqs.models import SQSBackend
 
-    original = SQSBackend.is_message_valid_based_on_retention_period
-    if getattr(original, _PATCHED_MARKER, False):
-        return
+    def wrap(original: Callable[..., bool]) -> Callable[..., bool]:
+        def is_message_valid_based_on_retention_period(self: Any, queue_name: str,
+                                                       message: Any) -> bool:
+            retention_s = getattr(self.get_queue(queue_name), "message_retention_period", None)
+            if retention_s is None:
+                return bool(original(self, queue_name, message))
+            return bool(int(retention_s) + message.sent_timestamp / 1000 > unix_time())
+        return is_message_valid_based_on_retention_period
 
-    @functools.wraps(original)
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str,
-                                                   message: Any) -> bool:
-        retention_s = getattr(self.get_queue(queue_name), "message_retention_period", None)
-        if retention_s is None:
-            return bool(original(self, queue_name, message))
-        return bool(int(retention_s) + message.sent_timestamp / 1000 > unix_time())
-
-    setattr(is_message_valid_based_on_retention_period, _PATCHED_MARKER, True)
-    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period)
+    _replace_method(SQSBackend, "is_message_valid_based_on_retention_period", wrap)
 
 
 def main(argv: list[str] | None = None) -> None:
