@@ -1,4 +1,4 @@
-"""Run moto's server with two SQS fixes: deletes safe against sends, cheaper receives.
+"""Run moto's server with SQS fixes: deletes safe against sends, cheaper receives and sends.
 
 moto's server handles each request in its own thread. In moto 5.2.6, SQS's
 ``Queue.delete_message`` rebuilds the queue's message list from a
@@ -18,7 +18,12 @@ per name. So a receive costs time in proportion to ten times the queue depth.
 :func:`read_retention_directly` reads the queue's retention period from its
 attribute instead, with the same result.
 
-Running this module starts moto's server with both changes; its arguments are
+SendMessage builds the same attributes once per message, only to read
+ContentBasedDeduplication, an attribute that standard queues do not have.
+:func:`skip_attributes_on_standard_send` gives that lookup an empty mapping
+while a message is sent to a standard queue, in the sending thread only.
+
+Running this module starts moto's server with these changes; its arguments are
 moto's (``python -m mc_tasks.local.moto_server -H 127.0.0.1 -p PORT``).
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -78,10 +84,47 @@ def read_retention_directly() -> None:
     _replace_method(SQSBackend, "is_message_valid_based_on_retention_period", wrap)
 
 
+def skip_attributes_on_standard_send() -> None:
+    """Make moto's SQS SendMessage skip building the attributes of a standard queue."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    queue_attributes = Queue.__dict__.get("attributes")
+    if not isinstance(queue_attributes, property) or queue_attributes.fget is None:
+        return
+    build_attributes = queue_attributes.fget
+
+    def attributes(self: Any) -> Any:
+        if getattr(_sending, "queue", None) is self:
+            return {}
+        return build_attributes(self)
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            queue = self.get_queue(queue_name)
+            if queue.fifo_queue:
+                return original(self, queue_name, *args, **kwargs)
+            _sending.queue = queue
+            try:
+                return original(self, queue_name, *args, **kwargs)
+            finally:
+                _sending.queue = None
+        return send_message
+
+    if not getattr(build_attributes, _PATCHED_MARKER, False):
+        setattr(attributes, _PATCHED_MARKER, True)
+        Queue.attributes = property(functools.wraps(build_attributes)(attributes))  # type: ignore[method-assign,assignment]
+    _replace_method(SQSBackend, "send_message", wrap)
+
+
+#: The standard queue the current thread is sending a message to, if any.
+_sending = threading.local()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Start moto's server with both SQS changes of this module applied."""
+    """Start moto's server with the SQS changes of this module applied."""
     serialize_sqs_deletes()
     read_retention_directly()
+    skip_attributes_on_standard_send()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:] if argv is None else argv)

@@ -10,7 +10,12 @@ import boto3
 from moto import mock_aws
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 
-from mc_tasks.local.moto_server import read_retention_directly, serialize_sqs_deletes
+from mc_tasks.local import moto_server
+from mc_tasks.local.moto_server import (
+    read_retention_directly,
+    serialize_sqs_deletes,
+    skip_attributes_on_standard_send,
+)
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -66,3 +71,55 @@ def test_retention_check_reads_attribute() -> None:
         assert not backend.is_message_valid_based_on_retention_period("retention", expired)
         assert original(backend, "retention", fresh)
         assert not original(backend, "retention", expired)
+
+
+def test_standard_send_keeps_queue_counts() -> None:
+    skip_attributes_on_standard_send()
+    skip_attributes_on_standard_send()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="standard")["QueueUrl"]
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(index), "MessageBody": f"body-{index}"} for index in range(3)])
+
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+
+    assert attributes == {"ApproximateNumberOfMessages": "3"}
+
+
+def test_fifo_send_still_deduplicates() -> None:
+    skip_attributes_on_standard_send()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="ordered.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+        for _ in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="group")
+
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+
+    assert attributes == {"ApproximateNumberOfMessages": "1"}
+
+
+def test_other_threads_see_full_attributes() -> None:
+    skip_attributes_on_standard_send()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="shared")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="one")
+        queue = sqs_backends[ACCOUNT_ID][REGION].get_queue("shared")
+        seen: list[Any] = []
+        # This thread is in the middle of a send to the queue.
+        moto_server._sending.queue = queue
+        try:
+            reader = threading.Thread(target=lambda: seen.append(queue.attributes))
+            reader.start()
+            reader.join(timeout=5)
+            own = queue.attributes
+        finally:
+            moto_server._sending.queue = None
+
+    assert own == {}
+    assert seen[0]["ApproximateNumberOfMessages"] == 1
