@@ -191,7 +191,7 @@ def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageType
             to_delete.append(message)
         elif isinstance(event, JobStateChange):
             events.append(event)
-        event_messages.append(message)
+            event_messages.append(message)
 
     def keep_visible(index: int) -> None:
         nonlocal extended
@@ -210,6 +210,7 @@ def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageType
                      "the queue and ending this run", exc, len(events))
         dispatches = []
         stop = True
+    # Without dispatches (a store error) every event's message stays in the queue.
     for message, dispatch in zip(event_messages, dispatches, strict=False):
         if _count(dispatch, report):
             to_delete.append(message)

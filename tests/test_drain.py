@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from mc_tasks import signals
 from mc_tasks.drain import DrainReport, drain_status_queue
+from mc_tasks.events import parse_event
 from mc_tasks.settings import Settings
 from mc_tasks.store import JobStore
 from tests import event_samples as samples
@@ -439,3 +440,71 @@ def test_chaos_concurrent_drains_lose_and_repeat_nothing(
         assert names.count("info") == 2
         assert record is not None
         assert record.status == final
+
+
+def remaining_bodies(queues: Queues) -> list[str]:
+    """Return the bodies of the messages left in the queue, received with visibility 0."""
+    time.sleep(1.2)  # The drain's receive hid them for the 1-second visibility timeout.
+    bodies = []
+    for _ in range(3):
+        response = queues.sqs.receive_message(QueueUrl=queues.url, MaxNumberOfMessages=10,
+                                              VisibilityTimeout=0)
+        for message in response.get("Messages", []):
+            bodies.append(message["Body"])
+        if len(set(bodies)) >= queues.depth():
+            break
+    return sorted(set(bodies))
+
+
+def test_poison_kept_event_deleted(settings: Settings, recorder: Recorder) -> None:
+    settings = settings.replace(visibility_timeout_s=1)
+    with mock_aws():
+        queues = make_queues(settings, visibility_timeout_s=1)
+        job = samples.job_id()
+        queues.send("this is not json", samples.complete_hls(job))
+
+        report = drain(settings)
+
+        assert recorder.names(job) == ["completed"]
+        assert report.deleted == 1
+        assert remaining_bodies(queues) == ["this is not json"]
+
+
+def test_discarded_then_event_deleted(settings: Settings, recorder: Recorder) -> None:
+    settings = settings.replace(visibility_timeout_s=1)
+    with mock_aws():
+        queues = make_queues(settings, visibility_timeout_s=1)
+        job = samples.job_id()
+        foreign = samples.canceled(samples.job_id(), application="someone-else")
+        queues.send(foreign, samples.complete_hls(job))
+
+        report = drain(settings)
+
+        assert recorder.names(job) == ["completed"]
+        assert report.delete_failed == 0
+        assert report.deleted == 2
+        assert queues.depth() == 0
+
+
+def test_in_flight_event_kept(settings: Settings, recorder: Recorder) -> None:
+    # Another drain holds the first event's lease, so its message stays as well.
+    settings = settings.replace(visibility_timeout_s=1)
+    with mock_aws():
+        queues = make_queues(settings, visibility_timeout_s=1)
+        store = JobStore(settings)
+        job1, job2 = samples.job_id(), samples.job_id()
+        first = samples.canceled(job1)
+        other_drain = store.apply(parse_event(first))  # Another drain is firing it now.
+        assert other_drain.fires_signal
+        # A lease that ends far in the future.
+        store.redis.set(store.event_key(first["id"]), f"pending:other:{10**15}", ex=60)
+        queues.send("this is not json", first, samples.canceled(job2))
+
+        report = drain(settings)
+
+        assert report.in_flight == 1
+        assert recorder.names(job2) == ["canceled"]
+        left = remaining_bodies(queues)
+        assert "this is not json" in left
+        assert any(json.loads(body).get("id") == first["id"]
+                   for body in left if body.startswith("{"))
