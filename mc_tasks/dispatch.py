@@ -46,6 +46,7 @@ from mc_tasks.store import (
     REDISPATCH,
     SIGNAL_LOCK_WAIT_S,
     STALE,
+    STORE_ERROR,
     JobStore,
     Transition,
 )
@@ -213,6 +214,11 @@ def _skipped(transition: Transition, context: str) -> Dispatch:
 
 def _log_not_applied(transition: Transition, context: str) -> None:
     event = transition.event
+    if transition.outcome == STORE_ERROR:
+        logger.error("%sJob %s event %s (%s): the job state store failed to apply it (%s); "
+                     "its message stays in the queue", context, event.job_id, event.event_id,
+                     event.status, transition.note)
+        return
     logger.info("%sJob %s event %s (%s) not applied: %s, %s", context, event.job_id,
                 event.event_id, event.status, transition.outcome, transition.note)
 

@@ -59,7 +59,7 @@ from mc_tasks.dispatch import Dispatch, handle_batch
 from mc_tasks.errors import EventParseError, ProvisioningError
 from mc_tasks.events import JobStateChange, discard_reason, parse_message
 from mc_tasks.settings import SQS_MAX_WAIT_TIME_S, Settings, get_settings
-from mc_tasks.store import IN_FLIGHT, STALE, JobStore
+from mc_tasks.store import IN_FLIGHT, STALE, STORE_ERROR, JobStore
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -258,6 +258,9 @@ def _count(dispatch: Dispatch, report: DrainReport) -> bool:
         report.receiver_errors += len(dispatch.receiver_errors)
     elif outcome == IN_FLIGHT:
         report.in_flight += 1
+        return False
+    elif outcome == STORE_ERROR:
+        report.failed["store_error"] += 1
         return False
     elif outcome == STALE:
         report.stale += 1

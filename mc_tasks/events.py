@@ -227,10 +227,23 @@ def _load_object(text: str, what: str) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError) as exc:
         # RecursionError: JSON nested deeper than the parser's recursion limit.
         raise EventParseError(f"The {what} is not JSON: {exc}.", reason="not_json") from exc
+    if "\\u" in text and _has_lone_surrogate(value):
+        # JSON allows an escape such as \udc80 on its own, which is no Unicode text:
+        # such a string can be neither encoded as UTF-8 nor stored in Redis.
+        raise EventParseError(f"The {what} is not JSON text: it escapes an unpaired UTF-16 "
+                              "surrogate (\\ud800 to \\udfff).", reason="not_json")
     if not isinstance(value, dict):
         raise EventParseError(f"The {what} is JSON {type(value).__name__}, expected an object.",
                               reason="wrong_shape")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse_detail(event_id: str, envelope: Mapping[str, Any],

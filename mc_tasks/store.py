@@ -62,6 +62,8 @@ REDISPATCH = "redispatch"
 DUPLICATE = "duplicate"
 STALE = "stale"
 IN_FLIGHT = "in_flight"
+#: From :meth:`StoreBatch.apply` only: the event's script call raised an error.
+STORE_ERROR = "error"
 
 #: ``Transition.signal_lock`` values set by :meth:`StoreBatch.apply`.
 HELD = "held"
@@ -93,8 +95,9 @@ def _pool(url: str) -> redis.ConnectionPool:
 class Transition:
     """The store's decision about one event.
 
-    ``outcome`` is ``applied``, ``redispatch``, ``duplicate``, ``stale`` or
-    ``in_flight``. ``note`` explains why a change was not applied.
+    ``outcome`` is ``applied``, ``redispatch``, ``duplicate``, ``stale``,
+    ``in_flight`` or (from a batch) ``error``. ``note`` explains why a change
+    was not applied.
     """
 
     outcome: str

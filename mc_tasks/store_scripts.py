@@ -151,6 +151,8 @@ return apply_event(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3]
 #: ARGV: now ms, lease expiry ms, ttl s, token (lease and lock), lock ms, then 8 per
 #: event: event id, status, timestamp ms, job id, reference or "", queue or "",
 #: payload JSON, "1" when the event's signal is ordered.
+#: An event whose change raises an error gets the outcome "error", with the
+#: error text as its note, and the other events are applied.
 #: Returns one line per event, joined by newlines. Each line has the
 #: tab-separated outcome, previous status, new status, lock, final and note.
 #: Lock is "held" (this token has the job's lock), "busy" (another token has it)
@@ -164,9 +166,14 @@ for i = 1, (#KEYS - 1) / 4 do
   local k = 1 + (i - 1) * 4
   local a = 5 + (i - 1) * 8
   local job_key, lock_key = KEYS[k + 1], KEYS[k + 4]
-  local result = apply_event(job_key, KEYS[k + 2], KEYS[1], KEYS[k + 3], ARGV[a + 1],
-                             ARGV[a + 2], ARGV[a + 3], now, lease_expiry, ttl, token,
-                             ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  local ok, result = pcall(apply_event, job_key, KEYS[k + 2], KEYS[1], KEYS[k + 3],
+                           ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], now, lease_expiry, ttl,
+                           token, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  if not ok then
+    -- One failing event (for example a payload cjson cannot decode) must not
+    -- stop the events after it, whose changes would be half written otherwise.
+    result = {'error', '', '', (string.gsub(tostring(result), '[\\t\\n]', ' '))}
+  end
   local lock = ''
   if (result[1] == 'applied' or result[1] == 'redispatch') and ARGV[a + 8] == '1' then
     local holder = redis.call('GET', lock_key)

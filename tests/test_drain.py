@@ -508,3 +508,27 @@ def test_in_flight_event_kept(settings: Settings, recorder: Recorder) -> None:
         assert "this is not json" in left
         assert any(json.loads(body).get("id") == first["id"]
                    for body in left if body.startswith("{"))
+
+
+def _unpaired_surrogate_error(job: str) -> str:
+    body: dict[str, Any] = samples.error(job, message="placeholder")
+    return json.dumps(body).replace("placeholder", "bad \\ud800 text")
+
+
+def test_unpaired_surrogate_kept_for_dlq(settings: Settings, recorder: Recorder) -> None:
+    # JSON that escapes an unpaired surrogate is no text: it must not stop its batch.
+    settings = settings.replace(visibility_timeout_s=1)
+    with mock_aws():
+        queues = make_queues(settings, visibility_timeout_s=1)
+        good = [samples.job_id() for _ in range(3)]
+        bad = samples.job_id()
+        queues.send(samples.canceled(good[0]), _unpaired_surrogate_error(bad),
+                    samples.canceled(good[1]), samples.canceled(good[2]))
+
+        report = drain(settings)
+
+        assert [recorder.names(job) for job in good] == [["canceled"]] * 3
+        assert recorder.names(bad) == []
+        assert report.deleted == 3
+        assert report.failed == {"not_json": 1}
+        assert len(remaining_bodies(queues)) == 1

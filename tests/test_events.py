@@ -260,3 +260,23 @@ def test_deeply_nested_body_is_not_json() -> None:
         parse_message(body)
 
     assert caught.value.reason == "not_json"
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\udc80 then \\ud83d"])
+def test_unpaired_surrogate_is_not_json(escape: str) -> None:
+    body = json.dumps(samples.error(samples.job_id(), message="placeholder"))
+
+    with pytest.raises(EventParseError) as caught:
+        parse_message(body.replace("placeholder", escape))
+
+    assert caught.value.reason == "not_json"
+    assert "surrogate" in str(caught.value)
+
+
+def test_escaped_surrogate_pair_parses() -> None:
+    body = json.dumps(samples.error(samples.job_id(), message="clip \N{FILM FRAMES} failed"))
+
+    event = parse_message(body)
+
+    assert "\\ud83c\\udf9e" in body
+    assert event.error_message == "clip \N{FILM FRAMES} failed"

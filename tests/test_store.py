@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from mc_tasks.events import JobStateChange, parse_message
@@ -309,3 +310,25 @@ def test_batch_keeps_non_ascii_values(settings: Settings) -> None:
     assert [found.job_id for found in store.find_jobs(reference)] == [job]
     assert store.redis.get(store.event_key(event.event_id)) == "done"
     assert store.redis.exists(store.signal_lock_key(job)) == 0
+
+
+def test_batch_error_event_spares_others(settings: Settings) -> None:
+    store = JobStore(settings)
+    good, bad = samples.job_id(), samples.job_id()
+    events = [change(samples.canceled(good)), change(samples.error(bad))]
+    # A string no JSON decoder accepts back: the script fails for this event only.
+    events[1] = replace(events[1], error_message="bad \ud800 text")
+
+    with store.batch() as batch:
+        first, second = batch.apply([(event, True) for event in events])
+        batch.end(first, release_lock=True)
+
+    assert first.outcome == "applied"
+    assert second.outcome == "error"
+    assert not second.fires_signal
+    assert "unicode" in second.note.lower()
+    record = store.get_job(good)
+    assert record is not None
+    assert record.status == "CANCELED"
+    assert store.get_job(bad) is None
+    assert store.redis.get(store.event_key(events[1].event_id)) is None
