@@ -16,6 +16,7 @@ repair, for example from :meth:`mc_tasks.store.JobStore.get_job`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,7 +45,6 @@ from mc_tasks.store import (
     BUSY,
     HELD,
     REDISPATCH,
-    SIGNAL_LOCK_WAIT_S,
     STALE,
     STORE_ERROR,
     JobStore,
@@ -57,6 +57,11 @@ logger = logging.getLogger(__name__)
 ORDERED_STATUSES = frozenset({PROGRESSING, STATUS_UPDATE, COMPLETE, ERROR, CANCELED})
 #: Ordered statuses whose signal is skipped once the job is final.
 PROGRESS_STATUSES = ORDERED_STATUSES - FINAL_STATUSES
+#: Seconds after a batch's apply past which a progress signal of the batch reads
+#: the job's status again before it fires. Slow receivers earlier in the batch
+#: may have kept the job's lock until it expired, and another drain may have
+#: fired the final signal since.
+PROGRESS_RECHECK_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
     with store.batch() as batch:
         transitions = batch.apply([(event, event.status in ORDERED_STATUSES)
                                    for event in events])
+        applied_at = time.monotonic()
         # The batch releases a job's signal lock with the job's last event that holds it.
         last_held = {transition.event.job_id: index
                      for index, transition in enumerate(transitions)
@@ -129,7 +135,10 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
                 continue
             _log_redispatch(transition, context)
             release = last_held.get(transition.event.job_id) == index
-            if transition.job_final and transition.event.status in PROGRESS_STATUSES:
+            if transition.event.status in PROGRESS_STATUSES and (
+                    transition.job_final
+                    or (time.monotonic() - applied_at > PROGRESS_RECHECK_AFTER_S
+                        and store.job_status(transition.event.job_id) in FINAL_STATUSES)):
                 batch.end(transition, release_lock=release)
                 results[index] = _skipped(transition, context)
                 continue
@@ -168,9 +177,9 @@ def fire_applied(store: JobStore, transition: Transition, *, sender: str,
     event = transition.event
     token, final = store.begin_signal(event.job_id)
     if token is None:
-        logger.warning("%sJob %s event %s: another drain held the job's signal lock for %g s; "
-                       "firing without it", context, event.job_id, event.event_id,
-                       SIGNAL_LOCK_WAIT_S)
+        logger.warning("%sJob %s event %s: the job's signal lock stayed taken past its "
+                       "lifetime of %d s; firing without it", context, event.job_id,
+                       event.event_id, store.settings.visibility_timeout_s)
     if final and event.status not in FINAL_STATUSES:
         store.end_signal(transition, token)
         return _skipped(transition, context)

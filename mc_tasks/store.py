@@ -69,8 +69,9 @@ STORE_ERROR = "error"
 HELD = "held"
 BUSY = "busy"
 
-#: Seconds a drain waits for another drain to finish firing a signal of the same job.
-SIGNAL_LOCK_WAIT_S = 30.0
+#: Seconds a drain waits for a job's signal lock beyond the lock's own lifetime
+#: (the visibility timeout), after which the lock has expired anyway.
+SIGNAL_LOCK_EXTRA_WAIT_S = 1.0
 #: Seconds between two attempts to take a job's signal lock held by another drain.
 SIGNAL_LOCK_POLL_S = 0.01
 #: Maximum jobs returned by one :meth:`JobStore.pending_jobs` call.
@@ -264,13 +265,15 @@ class JobStore:
         and skipping a progress signal once the job is final, keeps a progress
         signal from firing after the final one. Taking the lock and reading the
         status share one round trip. The lock expires after the visibility
-        timeout, so a killed drain cannot hold it for ever. After
-        :data:`SIGNAL_LOCK_WAIT_S` without the lock the token is ``None`` and the
-        caller goes on without it.
+        timeout, so a killed drain cannot hold it for ever, and this call waits
+        as long as the lock can live: until its holder releases it or it
+        expires. If it is still taken :data:`SIGNAL_LOCK_EXTRA_WAIT_S` after
+        that, the token is ``None`` and the caller goes on without it.
         """
         token = uuid.uuid4().hex
         lock_key = self.signal_lock_key(job_id)
-        deadline = time.monotonic() + SIGNAL_LOCK_WAIT_S
+        deadline = (time.monotonic() + self.settings.visibility_timeout_s
+                    + SIGNAL_LOCK_EXTRA_WAIT_S)
         while True:
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(lock_key, token, nx=True, px=self.settings.visibility_timeout_s * 1000)
@@ -317,6 +320,11 @@ class JobStore:
             raise
         finally:
             pool.release(connection)
+
+    def job_status(self, job_id: str) -> str | None:
+        """Return the job's stored status, or None for a job without a record."""
+        status: str | None = self.redis.hget(self.job_key(job_id), "status")  # type: ignore[assignment]
+        return status
 
     def signal_lock_key(self, job_id: str) -> str:
         """Return the key of the lock that orders the signals of ``job_id``."""

@@ -182,3 +182,41 @@ def test_batch_receiver_interrupt_frees_locks(
     for event in events:
         assert store.redis.get(store.event_key(event.event_id)).startswith("pending:")
     assert ("progress", second) not in fired
+
+
+def test_slow_batch_skips_progress_after_final(settings: Settings) -> None:
+    # Drain A's batch takes the job's signal lock, then runs slow receivers of
+    # other jobs for longer than the lock lives (1 s here). Drain B waits for the
+    # lock until it expires and fires the job's final signal; A must then skip
+    # the job's progress signal instead of firing it after the final one.
+    store = JobStore(settings.replace(visibility_timeout_s=1))
+    job = samples.job_id()
+    order: list[str] = []
+
+    def slow(sender: object, job_id: str, **kwargs: Any) -> None:
+        time.sleep(0.15)
+
+    def record(sender: object, job_id: str, **kwargs: Any) -> None:
+        if job_id == job:
+            order.append("failed" if "error_code" in kwargs else "progress")
+
+    receivers = [(signals.job_canceled, slow), (signals.job_progress, record),
+                 (signals.job_failed, record)]
+    for signal, receiver in receivers:
+        signal.connect(receiver, weak=False)
+    try:
+        batch_a = [parse_event(samples.canceled(samples.job_id())) for _ in range(9)]
+        batch_a.append(parse_event(samples.status_update(job, 50, timestamp_ms=1_000)))
+        results: list[list[Dispatch]] = []
+        drain_a = threading.Thread(
+            target=lambda: results.append(handle_batch(store, batch_a, sender="A")))
+        drain_a.start()
+        time.sleep(0.05)
+        handle_batch(store, [parse_event(samples.error(job, timestamp_ms=2_000))], sender="B")
+        drain_a.join(10)
+    finally:
+        for signal, receiver in receivers:
+            signal.disconnect(receiver)
+
+    assert order == ["failed"]
+    assert results[0][-1].transition.outcome == STALE
