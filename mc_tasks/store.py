@@ -38,6 +38,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -398,13 +399,20 @@ class StoreBatch:
     reads the reply later, so a process killed after a signal leaves at most that
     signal's lease pending, as with :meth:`JobStore.end_signal`. Use it through
     :meth:`JobStore.batch`.
+
+    A connection that drops (a server ``timeout`` shorter than a receiver, a
+    restart, a proxy) is opened again once per failure: the lease ends whose
+    replies were not read yet are sent again, which is safe because ending a
+    lease twice changes nothing (a receiver error is then counted twice). An
+    apply whose reply was lost is sent again with a new token, so its events
+    come back as ``in_flight`` until the first attempt's leases expire.
     """
 
     def __init__(self, store: JobStore, connection: Any) -> None:
         self._store = store
         self._connection = connection
         self._token = uuid.uuid4().hex
-        self._ends_sent = 0
+        self._unread_ends: deque[bytes] = deque()
 
     def apply(self, events: Sequence[tuple[JobStateChange, bool]]) -> list[Transition]:
         """Apply ``(event, ordered)`` pairs in order; return one transition per event.
@@ -418,22 +426,12 @@ class StoreBatch:
         """
         if not events:
             return []
-        store = self._store
-        settings = store.settings
-        now_ms = _now_ms()
-        keys: list[str] = [store.open_key]
-        args: list[str] = [
-            str(now_ms), str(now_ms + settings.visibility_timeout_s * 1000),
-            str(settings.state_ttl_s), self._token, str(settings.visibility_timeout_s * 1000),
-        ]
-        for event, ordered in events:
-            keys += [store.job_key(event.job_id), store.event_key(event.event_id),
-                     store.reference_key(event.reference or ""),
-                     store.signal_lock_key(event.job_id)]
-            args += [event.event_id, event.status, str(event.timestamp_ms), event.job_id,
-                     event.reference or "", event.queue or "", json.dumps(_payload(event)),
-                     "1" if ordered else "0"]
-        replies = self._evalsha(store.apply_batch_sha, APPLY_BATCH, keys, args)
+        try:
+            replies = self._apply_script(events)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self._reconnect(exc)
+            self._token = uuid.uuid4().hex
+            replies = self._apply_script(events)
         transitions = []
         for (event, _), line in zip(events, replies.split("\n"), strict=True):
             outcome, previous, status, lock, final, note = line.split("\t")
@@ -458,25 +456,62 @@ class StoreBatch:
             store.job_key(event.job_id), self._token if release_lock else "",
             str(store.settings.state_ttl_s), (receiver_error or "")[:1000],
             "1" if done else "0")
-        self._connection.send_packed_command([command])
-        self._ends_sent += 1
+        self._unread_ends.append(command)
+        try:
+            self._connection.send_packed_command([command])
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self._reconnect(exc)
 
     def read_end_replies(self) -> None:
         """Read the replies of every lease end sent; raise the first error."""
-        while self._ends_sent:
-            self._ends_sent -= 1
-            self._connection.read_response()
+        try:
+            self._read_end_replies()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self._reconnect(exc)
+            self._read_end_replies()
 
-    def _evalsha(self, sha: str, script: str, keys: list[str], args: list[str]) -> Any:
+    def _read_end_replies(self) -> None:
+        while self._unread_ends:
+            self._connection.read_response()
+            self._unread_ends.popleft()
+
+    def _reconnect(self, error: Exception) -> None:
+        """Open the connection again and send the lease ends whose replies are unread."""
+        logger.warning("The job state store's connection failed in a batch (%s); connecting "
+                       "again and sending %d lease ends again", error, len(self._unread_ends))
+        self._connection.disconnect()
+        self._connection.connect()
+        for command in self._unread_ends:
+            self._connection.send_packed_command([command])
+
+    def _apply_script(self, events: Sequence[tuple[JobStateChange, bool]]) -> str:
+        store = self._store
+        settings = store.settings
+        now_ms = _now_ms()
+        keys: list[str] = [store.open_key]
+        args: list[str] = [
+            str(now_ms), str(now_ms + settings.visibility_timeout_s * 1000),
+            str(settings.state_ttl_s), self._token, str(settings.visibility_timeout_s * 1000),
+        ]
+        for event, ordered in events:
+            keys += [store.job_key(event.job_id), store.event_key(event.event_id),
+                     store.reference_key(event.reference or ""),
+                     store.signal_lock_key(event.job_id)]
+            args += [event.event_id, event.status, str(event.timestamp_ms), event.job_id,
+                     event.reference or "", event.queue or "", json.dumps(_payload(event)),
+                     "1" if ordered else "0"]
         connection = self._connection
         count = str(len(keys))
-        connection.send_packed_command([_pack_command("EVALSHA", sha, count, *keys, *args)])
+        connection.send_packed_command(
+            [_pack_command("EVALSHA", store.apply_batch_sha, count, *keys, *args)])
         try:
-            return connection.read_response()
+            replies: str = connection.read_response()
         except redis.exceptions.NoScriptError:
             # Redis restarted or its script cache was flushed: EVAL loads the script again.
-            connection.send_packed_command([_pack_command("EVAL", script, count, *keys, *args)])
-            return connection.read_response()
+            connection.send_packed_command(
+                [_pack_command("EVAL", APPLY_BATCH, count, *keys, *args)])
+            replies = connection.read_response()
+        return replies
 
 
 def _pack_command(*parts: str) -> bytes:

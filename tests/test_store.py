@@ -6,9 +6,11 @@ import json
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mc_tasks.events import JobStateChange, parse_message
+from mc_tasks.local.stack import start_redis_server
 from mc_tasks.settings import Settings
 from mc_tasks.store import JobStore
 from tests import event_samples as samples
@@ -332,3 +334,50 @@ def test_batch_error_event_spares_others(settings: Settings) -> None:
     assert record.status == "CANCELED"
     assert store.get_job(bad) is None
     assert store.redis.get(store.event_key(events[1].event_id)) is None
+
+
+def test_batch_survives_idle_disconnect(settings: Settings, tmp_path: Path) -> None:
+    # The server drops connections idle for 1 s, and the first receiver takes
+    # longer: the lease ends written after it go to a closed connection.
+    server, url = start_redis_server(tmp_path)
+    try:
+        store = JobStore(settings.replace(redis_url=url))
+        store.redis.config_set("timeout", 1)
+        jobs = [samples.job_id() for _ in range(3)]
+        events = [change(samples.canceled(job)) for job in jobs]
+
+        with store.batch() as batch:
+            transitions = batch.apply([(event, True) for event in events])
+            for transition in transitions:
+                time.sleep(2.5 if transition is transitions[0] else 0)
+                batch.end(transition, release_lock=True)
+        markers = [store.redis.get(store.event_key(event.event_id)) for event in events]
+        locks = [store.redis.exists(store.signal_lock_key(job)) for job in jobs]
+    finally:
+        server.stop()
+
+    assert [transition.outcome for transition in transitions] == ["applied"] * 3
+    assert markers == ["done"] * 3
+    assert locks == [0, 0, 0]
+
+
+def test_batch_apply_after_idle_disconnect(settings: Settings, tmp_path: Path) -> None:
+    server, url = start_redis_server(tmp_path)
+    try:
+        store = JobStore(settings.replace(redis_url=url))
+        store.redis.config_set("timeout", 1)
+        event = change(samples.canceled(samples.job_id()))
+        with store.batch():
+            pass
+        # The pooled connection is closed by the server while it is idle.
+        time.sleep(2.5)
+
+        with store.batch() as batch:
+            (transition,) = batch.apply([(event, True)])
+            batch.end(transition, release_lock=True)
+        marker = store.redis.get(store.event_key(event.event_id))
+    finally:
+        server.stop()
+
+    assert transition.outcome == "applied"
+    assert marker == "done"
