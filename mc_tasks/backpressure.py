@@ -1,7 +1,9 @@
 """Checks that delay or reject a submission before CreateJob: paused queue, busy queue, rate limit.
 
-:func:`admit_submission` runs before the first CreateJob attempt of a
-submission and raises without any AWS write:
+Before the first CreateJob attempt of a submission, :func:`check_queue` runs
+and a CreateJob token is taken (:func:`admit_submission` does both;
+:func:`mc_tasks.submit.submit_transcode` takes the token in the script call
+that writes the submission's pending record). They raise without any AWS write:
 
 * :class:`~mc_tasks.errors.QueuePausedError` when the queue is PAUSED and
   ``MC_TASKS_PAUSED_QUEUE=reject``. With ``warn`` (the default) the job is
@@ -94,6 +96,14 @@ def clear_queue_status_cache() -> None:
         _warned_lookup_failures.clear()
 
 
+def queue_checks_enabled(settings: Settings) -> bool:
+    """Return whether :func:`check_queue` has anything to check with ``settings``.
+
+    It has nothing with ``MC_TASKS_PAUSED_QUEUE=ignore`` and no busy limit.
+    """
+    return settings.paused_queue != "ignore" or settings.max_submitted_jobs > 0
+
+
 def check_queue(settings: Settings | None = None, *, submission_id: str | None = None
                 ) -> QueueStatus | None:
     """Check that the configured queue may receive a job now, and return its status.
@@ -104,9 +114,9 @@ def check_queue(settings: Settings | None = None, *, submission_id: str | None =
     when GetQueue failed while no check could reject.
     """
     settings = settings or get_settings()
-    can_reject = settings.paused_queue == "reject" or settings.max_submitted_jobs > 0
-    if settings.paused_queue == "ignore" and not can_reject:
+    if not queue_checks_enabled(settings):
         return None
+    can_reject = settings.paused_queue == "reject" or settings.max_submitted_jobs > 0
 
     try:
         status = get_queue_status_cached(settings)
@@ -185,4 +195,5 @@ __all__ = [
     "check_queue",
     "clear_queue_status_cache",
     "get_queue_status_cached",
+    "queue_checks_enabled",
 ]

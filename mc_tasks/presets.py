@@ -15,6 +15,7 @@ follow MediaConvert: ``<input base name><NameModifier>.<extension>``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -385,6 +386,33 @@ def resolve_presets(presets: Sequence[str | Preset]) -> list[Preset]:
     return resolved
 
 
+def is_plain_builtin_preset(preset: object) -> bool:
+    """Return True for a built-in preset whose output group depends only on the destination.
+
+    That is an :class:`Mp4Preset`, :class:`HlsPreset` or :class:`ThumbnailPreset`
+    (not a subclass) whose fields are ``int`` and ``str`` values and, for the
+    ladder, a tuple of :class:`Rendition` objects with such fields. Its fields
+    cannot change, and its groups for two destinations differ only in the
+    ``Destination`` string.
+    """
+    if type(preset) not in (Mp4Preset, HlsPreset, ThumbnailPreset):
+        return False
+    for field in dataclasses.fields(preset):  # type: ignore[arg-type]
+        value = getattr(preset, field.name)
+        if field.name == "renditions":
+            if type(value) is not tuple or not all(map(_is_plain_rendition, value)):
+                return False
+        elif type(value) not in (int, str):
+            return False
+    return True
+
+
+def _is_plain_rendition(rendition: object) -> bool:
+    return type(rendition) is Rendition and all(
+        type(getattr(rendition, field.name)) in (int, str)
+        for field in dataclasses.fields(rendition))
+
+
 def preset_output_groups(presets: Sequence[str | Preset], destination: str
                          ) -> list[dict[str, Any]]:
     """Build one output group per preset, each under ``<destination><preset name>/``."""
@@ -406,6 +434,7 @@ __all__ = [
     "h264_video",
     "hls_output_group",
     "input_settings",
+    "is_plain_builtin_preset",
     "mp4_output_group",
     "preset_output_groups",
     "resolve_presets",

@@ -48,6 +48,7 @@ import redis
 
 from mc_tasks.events import FINAL_STATUSES, JobStateChange
 from mc_tasks.outputs import JobOutputs
+from mc_tasks.resp import pack_arguments, pack_command
 from mc_tasks.settings import Settings, get_settings
 from mc_tasks.store_scripts import (
     APPLY_BATCH,
@@ -333,26 +334,40 @@ class JobStore:
 
     def record_submitted(self, job_id: str, reference: str | None = None, *,
                          queue: str | None = None, user_metadata: dict[str, str] | None = None,
-                         submission_id: str | None = None, read_back: bool = True
-                         ) -> JobRecord | None:
+                         submission_id: str | None = None, read_back: bool = True,
+                         also_set: tuple[str, str] | None = None,
+                         client: redis.Redis | None = None) -> JobRecord | None:
         """Record a job created by CreateJob, so reconciliation can find it if events are lost.
 
         Fields that events already set are kept, and a job whose final event
-        arrived first stays final. Returns the stored record, or None with
-        ``read_back`` false, which saves a Redis round trip.
+        arrived first stays final. Returns the stored record, read in the same
+        script call, or None with ``read_back`` false. ``also_set`` is a key and
+        a value that the same call stores with the job's TTL, so a submission's
+        final record and its job record are written in one round trip.
+        ``client`` runs the script on another client of the same server
+        instead of the store's own.
         """
         keys = [self.job_key(job_id), self.open_key, self.reference_key(reference or "")]
         args = [
             job_id, str(_now_ms()), str(self.settings.state_ttl_s), reference or "",
             queue or "", json.dumps(user_metadata) if user_metadata else "", submission_id or "",
+            "1" if read_back else "0",
         ]
-        status = self._submitted_script(keys=keys, args=args)
-        logger.debug("Recorded job %s as submitted (status %s)", job_id, status)
+        if also_set is not None:
+            keys.append(also_set[0])
+            args.append(also_set[1])
+        # A local import: this method is the store's only use of the submission module.
+        from mc_tasks.submissions import run_script
+
+        reply = run_script(client or self.redis, self._submitted_script, keys, args)
         if not read_back:
+            logger.debug("Recorded job %s as submitted (status %s)", job_id,
+                         reply.decode() if isinstance(reply, bytes) else reply)
             return None
-        record = self.get_job(job_id)
-        assert record is not None  # the script just wrote it
-        return record
+        fields = [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
+        values = dict(zip(fields[::2], fields[1::2], strict=True))
+        logger.debug("Recorded job %s as submitted (status %s)", job_id, values.get("status"))
+        return JobRecord.from_hash(values)
 
     def get_job(self, job_id: str) -> JobRecord | None:
         """Return the job's record, or None when the store has none (or it expired)."""
@@ -451,7 +466,7 @@ class StoreBatch:
         """
         store = self._store
         event = transition.event
-        command = _END_SIGNAL_HEAD + _pack_arguments(
+        command = _END_SIGNAL_HEAD + pack_arguments(
             store.signal_lock_key(event.job_id), store.event_key(event.event_id),
             store.job_key(event.job_id), self._token if release_lock else "",
             str(store.settings.state_ttl_s), (receiver_error or "")[:1000],
@@ -503,34 +518,20 @@ class StoreBatch:
         connection = self._connection
         count = str(len(keys))
         connection.send_packed_command(
-            [_pack_command("EVALSHA", store.apply_batch_sha, count, *keys, *args)])
+            [pack_command("EVALSHA", store.apply_batch_sha, count, *keys, *args)])
         try:
             replies: str = connection.read_response()
         except redis.exceptions.NoScriptError:
             # Redis restarted or its script cache was flushed: EVAL loads the script again.
             connection.send_packed_command(
-                [_pack_command("EVAL", APPLY_BATCH, count, *keys, *args)])
+                [pack_command("EVAL", APPLY_BATCH, count, *keys, *args)])
             replies = connection.read_response()
         return replies
 
 
-def _pack_command(*parts: str) -> bytes:
-    """Encode one Redis command in RESP, as redis-py would, with less work per argument."""
-    return b"*%d\r\n" % len(parts) + _pack_arguments(*parts)
-
-
-def _pack_arguments(*parts: str) -> bytes:
-    """Encode ``parts`` as RESP bulk strings, without the command's array header."""
-    chunks = []
-    for part in parts:
-        size = len(part) if part.isascii() else len(part.encode())
-        chunks.append(f"${size}\r\n{part}\r\n")
-    return "".join(chunks).encode()
-
-
 #: EVAL of END_SIGNAL with its 3 keys: the array header (10 parts) and the first three.
 #: EVAL rather than EVALSHA, so a lease end never meets a flushed script cache.
-_END_SIGNAL_HEAD = b"*10\r\n" + _pack_arguments("EVAL", END_SIGNAL, "3")
+_END_SIGNAL_HEAD = b"*10\r\n" + pack_arguments("EVAL", END_SIGNAL, "3")
 
 
 def _payload(event: JobStateChange) -> dict[str, str]:

@@ -194,32 +194,56 @@ end
 return table.concat(results, '\\n')
 """
 
-#: KEYS: job hash, open-jobs sorted set, reference set.
+#: KEYS: job hash, open-jobs sorted set, reference set, and optionally a key that
+#: is set to ARGV[9] with the job's TTL in the same call (a submission's final record).
 #: ARGV: job id, now ms, ttl s, reference or "", queue or "", user metadata JSON or "",
-#: submission id or "". Returns the job's status after the call.
+#: submission id or "", "1" to return the job hash's fields or "0" for the status only,
+#: the value for KEYS[4]. Returns the job's status after the call, or with ARGV[8] "1"
+#: the job hash as HGETALL returns it.
 RECORD_SUBMITTED = """
 local job_key, open_key, ref_key = KEYS[1], KEYS[2], KEYS[3]
 local job_id, now, ttl = ARGV[1], ARGV[2], ARGV[3]
 local reference, queue, metadata, submission = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
-redis.call('HSETNX', job_key, 'job_id', job_id)
-redis.call('HSETNX', job_key, 'status', 'SUBMITTED')
-redis.call('HSETNX', job_key, 'created_at_ms', now)
-redis.call('HSETNX', job_key, 'updated_at_ms', now)
-redis.call('HSET', job_key, 'submitted_at_ms', now)
-if queue ~= '' then redis.call('HSETNX', job_key, 'queue', queue) end
-if metadata ~= '' then redis.call('HSETNX', job_key, 'user_metadata', metadata) end
-if submission ~= '' then redis.call('HSETNX', job_key, 'submission_id', submission) end
+if KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[9], 'EX', ttl)
+end
+local optional = {queue = queue, user_metadata = metadata, submission_id = submission,
+                  reference = reference}
+local status = 'SUBMITTED'
+if redis.call('EXISTS', job_key) == 0 then
+  -- A new job: one HSET writes every field.
+  local fields = {'job_id', job_id, 'status', status, 'created_at_ms', now,
+                  'updated_at_ms', now, 'submitted_at_ms', now}
+  for name, value in pairs(optional) do
+    if value ~= '' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
+    end
+  end
+  redis.call('HSET', job_key, unpack(fields))
+else
+  redis.call('HSETNX', job_key, 'job_id', job_id)
+  redis.call('HSETNX', job_key, 'status', status)
+  redis.call('HSETNX', job_key, 'created_at_ms', now)
+  redis.call('HSETNX', job_key, 'updated_at_ms', now)
+  redis.call('HSET', job_key, 'submitted_at_ms', now)
+  for name, value in pairs(optional) do
+    if value ~= '' then redis.call('HSETNX', job_key, name, value) end
+  end
+  status = redis.call('HGET', job_key, 'status')
+end
 if reference ~= '' then
-  redis.call('HSETNX', job_key, 'reference', reference)
   redis.call('SADD', ref_key, job_id)
   redis.call('EXPIRE', ref_key, ttl)
 end
-local status = redis.call('HGET', job_key, 'status')
 if status ~= 'COMPLETE' and status ~= 'ERROR' and status ~= 'CANCELED' then
   redis.call('ZADD', open_key, 'NX', now, job_id)
 end
 redis.call('EXPIRE', job_key, ttl)
+if ARGV[8] == '1' then
+  return redis.call('HGETALL', job_key)
+end
 return status
 """
 

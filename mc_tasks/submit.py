@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import operator
 import re
 import time
 import uuid
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import redis.exceptions
 from botocore.exceptions import ClientError
 
-from mc_tasks.backpressure import admit_submission
+from mc_tasks.backpressure import check_queue, queue_checks_enabled
 from mc_tasks.clients import get_client
 from mc_tasks.errors import (
     InvalidJobError,
@@ -54,14 +55,22 @@ from mc_tasks.errors import (
 )
 from mc_tasks.job_settings import load_job_settings, rebase_destinations, set_input
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
-from mc_tasks.presets import DEFAULT_PRESETS, Preset, input_settings, preset_output_groups
+from mc_tasks.presets import (
+    DEFAULT_PRESETS,
+    NAMED_PRESETS,
+    Preset,
+    input_settings,
+    is_plain_builtin_preset,
+    preset_output_groups,
+)
 from mc_tasks.queues import QueueStatus, get_queue_status
-from mc_tasks.ratelimit import acquire_create_job_token
+from mc_tasks.ratelimit import CreateJobRateLimiter
 from mc_tasks.settings import Settings, get_settings
 from mc_tasks.signals import job_submitted
 from mc_tasks.store import JobStore
-from mc_tasks.submissions import PENDING, SubmissionRecord, SubmissionStore
+from mc_tasks.submissions import PENDING, SubmissionRecord, SubmissionStore, redis_client
 from mc_tasks.validation import (
+    create_job_request_valid,
     normalize_destination,
     queue_name,
     validate_acceleration_mode,
@@ -97,8 +106,31 @@ LIST_JOBS_MAX_PAGES = 5
 #: comparing a job's CreatedAt with the time the first attempt began.
 CLOCK_SKEW_ALLOWANCE_S = 300.0
 
+#: Maximum number of request kinds remembered as valid (see _request_known_valid).
+#: The memory is emptied when it is full.
+MAX_CHECKED_REQUEST_KINDS = 64
+
 _SUBMISSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _RESERVED_METADATA_KEYS = (REFERENCE_KEY, APPLICATION_KEY, SUBMISSION_KEY)
+#: The weakest value that submit_transcode's own checks let through, for each
+#: request field whose type those checks fix: an empty string in place of every
+#: string. Priority is missing because every priority that validate_priority
+#: accepts is at or above the model's minimum, which is all botocore checks.
+_WEAKEST_VALUES: Mapping[str, Any] = {
+    "Role": "",
+    "Queue": "",
+    "UserMetadata": {"": ""},
+    "ClientRequestToken": "",
+    "StatusUpdateInterval": "",
+    "AccelerationSettings": {"Mode": ""},
+    "Tags": {"": ""},
+}
+_KNOWN_FIELDS = frozenset({*_WEAKEST_VALUES, "Priority", "Settings"})
+#: Request kinds known to pass botocore's model (see _request_known_valid): the
+#: request's field names and preset names, each with the preset objects its names
+#: were bound to at the time, because NAMED_PRESETS is a plain dict that an
+#: application may change.
+_checked_requests: dict[tuple[frozenset[str], tuple[str, ...]], tuple[Preset | None, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -211,39 +243,50 @@ def submit_transcode(
         params["Tags"] = validate_tags(tags)
     if hop_destinations:
         params["HopDestinations"] = [dict(hop) for hop in hop_destinations]
-    validate_create_job_request(params)
-
-    store = SubmissionStore(settings)
-    record = store.get(submission_id)
-    if record is not None and record.created:
-        return _replay(record, submission_id, reference, prefix)
+    if job_settings is not None or not _request_known_valid(params, presets):
+        validate_create_job_request(params)
 
     # Backpressure (mc_tasks.backpressure): a first attempt passes the queue checks
     # and takes a rate-limit token before it is recorded, so a delayed submission
-    # leaves no record. A later attempt was already admitted: it only takes a
+    # leaves no record. SubmissionStore.claim takes the token and writes the pending
+    # record in one script call, or returns the existing record and takes no token.
+    # The queue checks run only when there is no record, so with checks enabled a
+    # read comes first. A later attempt was already admitted: it only takes a
     # token, and only when it will send CreateJob.
-    first_attempt = record is None
-    if first_attempt:
-        admit_submission(settings, submission_id=submission_id)
+    connection = redis_client(settings.redis_url)
+    store = SubmissionStore(settings, connection)
+    limiter = CreateJobRateLimiter(settings, connection)
+    record = None
+    if queue_checks_enabled(settings):
+        record = store.get(submission_id)
+        if record is None:
+            check_queue(settings, submission_id=submission_id)
+    claimed = False
+    if record is None:
+        record, claimed = store.claim(submission_id, limiter)
+    if record.created:
+        return _replay(record, submission_id, reference, prefix)
 
     client = get_client("mediaconvert", settings)
-    record = store.mark_pending(submission_id)
     job = None
     if _token_window_passed(record):
         job = find_submitted_job(client, settings, submission_id, since=record.since or 0.0)
     if job is None:
-        if not first_attempt:
-            acquire_create_job_token(settings, submission_id=submission_id)
+        if not claimed:
+            limiter.acquire(submission_id=submission_id)
         job = _create_job(client, params, role_arn)
 
     job_id = str(job["Id"])
     queue = str(job.get("Queue") or settings.mediaconvert_queue)
-    store.mark_created(submission_id, job_id, queue=queue, destination=prefix)
     # The job state store learns of the job here because MediaConvert emits no
     # SUBMITTED event; reconciliation needs the record if every event is lost.
-    JobStore(settings).record_submitted(job_id, reference, queue=queue,
-                                        user_metadata=dict(metadata),
-                                        submission_id=submission_id, read_back=False)
+    # The same script call writes the submission's final record.
+    final_record = store.created_value(job_id, queue=queue, destination=prefix)
+    _job_store(settings).record_submitted(job_id, reference, queue=queue,
+                                          user_metadata=dict(metadata),
+                                          submission_id=submission_id, read_back=False,
+                                          also_set=(store.key(submission_id), final_record),
+                                          client=connection)
     logger.info("Submission %s created MediaConvert job %s (reference %s, queue %s)",
                 submission_id, job_id, reference, queue)
     job_submitted.send(sender="submit_transcode", job_id=job_id, reference=reference,
@@ -390,6 +433,54 @@ def _replay(record: SubmissionRecord, submission_id: str, reference: str | None,
                 "so not creating another", submission_id, job_id, reference)
     return SubmitResult(job_id=job_id, submission_id=submission_id, queue=record.queue or "",
                         created=False, destination=record.destination or prefix)
+
+
+@functools.lru_cache(maxsize=8)
+def _job_store(settings: Settings) -> JobStore:
+    # A JobStore computes the SHA-1 of each of its scripts when it is created. Its
+    # connection pool renews itself in a forked child.
+    return JobStore(settings)
+
+
+def _request_known_valid(params: Mapping[str, Any],
+                         presets: Sequence[str | Preset] | None) -> bool:
+    """Return True when the preset-built CreateJob request ``params`` is known to pass botocore.
+
+    A request qualifies when all its fields are in :data:`_WEAKEST_VALUES` or are
+    Priority and Settings, and its Settings come from plain built-in presets
+    named in ``presets`` (:func:`~mc_tasks.presets.is_plain_builtin_preset`).
+    The first request of each kind is checked with the weakest values and with
+    Settings built for an empty input and destination. Later requests of that
+    kind differ from it only in longer strings, in maps with more such strings
+    and in a priority that the model's range admits. botocore checks only the
+    type and the minimum of a string or a number, so they pass too.
+    """
+    if not params.keys() <= _KNOWN_FIELDS:
+        return False
+    if presets is None:
+        preset_names = DEFAULT_PRESETS
+    elif isinstance(presets, str):
+        return False
+    else:
+        preset_names = tuple(name for name in presets if isinstance(name, str))
+        if len(preset_names) != len(presets):
+            return False
+    kind = (frozenset(params), preset_names)
+    current = tuple(map(NAMED_PRESETS.get, preset_names))
+    checked = _checked_requests.get(kind)
+    if checked is not None and all(map(operator.is_, checked, current)):
+        return True
+    if not all(map(is_plain_builtin_preset, current)):
+        return False
+
+    weakest = {name: _WEAKEST_VALUES.get(name, value) for name, value in params.items()}
+    weakest["Settings"] = build_job_settings("", "", presets=preset_names)
+    if not create_job_request_valid(weakest):
+        return False
+    if len(_checked_requests) >= MAX_CHECKED_REQUEST_KINDS:
+        _checked_requests.clear()
+    _checked_requests[kind] = current
+    return True
 
 
 def _token_window_passed(record: SubmissionRecord) -> bool:

@@ -47,6 +47,8 @@ _QUEUE_ARN = re.compile(
 # AWS allows in resource tags, which also passes through EventBridge events.
 _METADATA_TEXT = re.compile(r"^[A-Za-z0-9_.:/=+\-@ ]*$")
 _METADATA_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
+#: botocore's validator keeps no state between calls, so one instance serves every check.
+_VALIDATOR = ParamValidator()
 
 
 @dataclass(frozen=True)
@@ -235,12 +237,17 @@ def validate_create_job_request(params: Mapping[str, Any]) -> None:
     types and values under a minimum. It does not check enum values or
     maximums, which MediaConvert itself rejects with a BadRequest.
     """
-    report = ParamValidator().validate(dict(params), _create_job_input())
+    report = _VALIDATOR.validate(dict(params), _create_job_input())
     if report.has_errors():
         raise InvalidJobError(
             "The CreateJob request does not match the MediaConvert API. Fix these fields:\n"
             f"{report.generate_report()}"
         )
+
+
+def create_job_request_valid(params: Mapping[str, Any]) -> bool:
+    """Return True when :func:`validate_create_job_request` would accept ``params``."""
+    return not _VALIDATOR.validate(dict(params), _create_job_input()).has_errors()
 
 
 @functools.lru_cache(maxsize=1)
@@ -270,6 +277,7 @@ def _check_enum(value: str, shape: Shape, what: str) -> str:
 __all__ = [
     "S3Location",
     "create_job_operation",
+    "create_job_request_valid",
     "normalize_destination",
     "parse_s3_uri",
     "queue_name",

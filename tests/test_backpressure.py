@@ -18,6 +18,7 @@ from mc_tasks.backpressure import (
     check_queue,
     clear_queue_status_cache,
     get_queue_status_cached,
+    queue_checks_enabled,
 )
 from mc_tasks.clients import get_client
 from mc_tasks.errors import (
@@ -345,3 +346,32 @@ def test_invalid_queue_setting_names_variable(variable: str, value: str) -> None
 
     assert variable in str(caught.value)
 
+
+
+def test_unchecked_replay_takes_no_token(mc_settings: Settings,
+                                         operations: list[str]) -> None:
+    ignoring = mc_settings.replace(paused_queue="ignore")
+    first = submit_transcode(INPUT_URI, DESTINATION, submission_id="sub-replay-ignore",
+                             settings=ignoring)
+    strict = empty_bucket(ignoring)
+    operations.clear()
+
+    replay = submit_transcode(INPUT_URI, DESTINATION, submission_id="sub-replay-ignore",
+                              settings=strict)
+
+    assert replay.created is False
+    assert replay.job_id == first.job_id
+    assert operations == []
+
+
+@pytest.mark.parametrize(("paused_queue", "max_submitted_jobs", "enabled"), [
+    ("ignore", 0, False),
+    ("ignore", 5, True),
+    ("warn", 0, True),
+    ("reject", 0, True),
+])
+def test_queue_checks_enabled_follows_policies(settings: Settings, paused_queue: str,
+                                               max_submitted_jobs: int, enabled: bool) -> None:
+    policy = settings.replace(paused_queue=paused_queue, max_submitted_jobs=max_submitted_jobs)
+
+    assert queue_checks_enabled(policy) is enabled

@@ -19,12 +19,13 @@ from mc_tasks.presets import (
     ThumbnailPreset,
     hls_output_group,
     input_settings,
+    is_plain_builtin_preset,
     mp4_output_group,
     preset_output_groups,
     resolve_presets,
     thumbnail_output_group,
 )
-from mc_tasks.validation import validate_create_job_request
+from mc_tasks.validation import create_job_request_valid, validate_create_job_request
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/MediaConvertRole"
 INPUT_URI = "s3://media-in/uploads/clip.mp4"
@@ -236,3 +237,36 @@ def test_builders_return_independent_dicts() -> None:
     second = preset_output_groups(["hls"], PREFIX)
 
     assert second == snapshot
+
+
+@pytest.mark.parametrize("preset", [Mp4Preset(), HlsPreset(), ThumbnailPreset(),
+                                    Mp4Preset(name="small", width=640, height=360)])
+def test_int_field_presets_are_plain(preset: object) -> None:
+    assert is_plain_builtin_preset(preset) is True
+
+
+class WiderMp4Preset(Mp4Preset):
+    def output_group(self, destination: str) -> dict[str, Any]:
+        return mp4_output_group(destination, width=1920, height=1080)
+
+
+@pytest.mark.parametrize("preset", [
+    Mp4Preset(width=1280.0),  # type: ignore[arg-type]
+    HlsPreset(renditions=list(DEFAULT_HLS_RENDITIONS)),  # type: ignore[arg-type]
+    HlsPreset(renditions=(Rendition(640, 360, 1_000_000, qvbr_level=7.0),)),  # type: ignore[arg-type]
+    WiderMp4Preset(),
+    "mp4",
+])
+def test_other_presets_are_not_plain(preset: object) -> None:
+    assert is_plain_builtin_preset(preset) is False
+
+
+def test_request_valid_agrees_with_validation() -> None:
+    request = full_job_request()
+    assert create_job_request_valid(request) is True
+
+    h264(request["Settings"]["OutputGroups"][0]["Outputs"][0])["MaxBitrate"] = "5000000"
+
+    assert create_job_request_valid(request) is False
+    with pytest.raises(InvalidJobError, match="MaxBitrate"):
+        validate_create_job_request(request)

@@ -218,3 +218,40 @@ def test_invalid_rate_setting_names_variable(variable: str, value: str) -> None:
         Settings.from_env({"AWS_DEFAULT_REGION": "us-east-1", variable: value})
 
     assert variable in str(caught.value)
+
+
+def test_claim_waits_for_token(settings: Settings, redis_prefix: str) -> None:
+    limiter = CreateJobRateLimiter(limited(settings, rate_per_s=5.0, burst=1))
+    assert limiter.try_acquire() == 0.0
+    key = f"{redis_prefix}:claimed"
+    values: list[str] = []
+
+    def value() -> str:
+        values.append(f"try-{len(values)}")
+        return values[-1]
+
+    started = time.monotonic()
+    existing = limiter.claim(key, value, 60, timeout_s=2.0)
+    elapsed_s = time.monotonic() - started
+
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    assert existing is None
+    assert 0.1 <= elapsed_s <= 1.0
+    assert len(values) >= 2
+    assert connection.get(key) == values[-1].encode()
+    assert 0 < connection.ttl(key) <= 60
+    connection.close()
+
+
+def test_claim_returns_existing_value(settings: Settings, redis_prefix: str) -> None:
+    limiter = CreateJobRateLimiter(limited(settings, rate_per_s=0.01, burst=1))
+    key = f"{redis_prefix}:claimed"
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    connection.set(key, "first", ex=60)
+
+    existing = limiter.claim(key, lambda: "second", 60, timeout_s=0.0)
+
+    assert existing == b"first"
+    assert connection.get(key) == b"first"
+    assert limiter.try_acquire() == 0.0
+    connection.close()

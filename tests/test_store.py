@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from mc_tasks.events import JobStateChange, parse_message
 from mc_tasks.local.stack import start_redis_server
 from mc_tasks.settings import Settings
@@ -261,6 +263,69 @@ def test_record_submitted_after_final_event_stays_final(settings: Settings) -> N
 
     assert record.status == "COMPLETE"
     assert store.pending_jobs(0) == []
+
+
+def test_record_submitted_matches_get_job(settings: Settings) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+
+    record = store.record_submitted(job, "video-7", queue="Default", submission_id="sub-7",
+                                    user_metadata={"mc_tasks_reference": "video-7"})
+
+    assert record is not None
+    assert record == store.get_job(job)
+    assert record.status == "SUBMITTED"
+    assert record.queue == "Default"
+    assert record.submission_id == "sub-7"
+    assert record.user_metadata == {"mc_tasks_reference": "video-7"}
+    assert [found.job_id for found in store.find_jobs("video-7")] == [job]
+
+
+def test_record_submitted_keeps_event_fields(settings: Settings) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+    store.apply(change(samples.progressing(job)))
+    before = store.get_job(job)
+    assert before is not None
+    assert before.queue == samples.QUEUE_ARN
+    assert before.reference == "video-42"
+
+    record = store.record_submitted(job, "other-reference", queue="Other",
+                                    submission_id="sub-late")
+
+    assert record is not None
+    assert record.status == "PROGRESSING"
+    assert record.reference == before.reference
+    assert record.queue == before.queue
+    assert record.created_at == before.created_at
+    assert record.submission_id == "sub-late"
+
+
+def test_record_submitted_sets_extra_key(settings: Settings, redis_prefix: str) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+    extra_key = f"{redis_prefix}:submission:sub-extra"
+
+    result = store.record_submitted(job, read_back=False,
+                                    also_set=(extra_key, '{"state": "created"}'))
+
+    assert result is None
+    assert store.redis.get(extra_key) == '{"state": "created"}'
+    assert 0 < store.redis.ttl(extra_key) <= settings.state_ttl_s
+    assert store.get_job(job) is not None
+
+
+def test_record_submitted_through_bytes_client(settings: Settings) -> None:
+    store = JobStore(settings)
+    job = samples.job_id()
+    client = redis.Redis.from_url(settings.redis_url)
+
+    record = store.record_submitted(job, "video-8", client=client)
+
+    client.close()
+    assert record is not None
+    assert record == store.get_job(job)
+    assert record.reference == "video-8"
 
 
 def test_records_expire_after_state_ttl(settings: Settings) -> None:

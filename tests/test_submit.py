@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,15 +22,19 @@ from botocore.exceptions import ReadTimeoutError
 from mc_tasks.clients import get_client
 from mc_tasks.errors import InvalidJobError, MediaConvertBadRequest, MediaConvertNotFound
 from mc_tasks.metadata import APPLICATION_KEY, REFERENCE_KEY, SUBMISSION_KEY
+from mc_tasks.presets import NAMED_PRESETS, Mp4Preset
 from mc_tasks.settings import Settings
+from mc_tasks.store import JobStore
 from mc_tasks.submissions import SubmissionStore
-from mc_tasks.submit import get_queue_status, submit_transcode
+from mc_tasks.submit import SubmitResult, get_queue_status, submit_transcode
 from tests.conftest import TEST_REDIS_URL
 
 INPUT_URI = "s3://media-in/uploads/my clip+1 été.mp4"
 DESTINATION = "s3://media-out/videos"
 #: Lost-response rounds in the duplicate test.
 LOST_RESPONSE_ROUNDS = 20
+#: Threads that submit the same submission at once.
+CONCURRENT_ATTEMPTS = 4
 
 
 @pytest.fixture
@@ -292,3 +297,83 @@ def test_invalid_hop_destination_fails_before_aws(mc_settings: Settings,
                          settings=mc_settings)
 
     assert create_job_calls == []
+
+
+def test_concurrent_attempts_create_one_job(mc_settings: Settings,
+                                            create_job_calls: list[str]) -> None:
+    submission_id = uuid.uuid4().hex
+    start = threading.Barrier(CONCURRENT_ATTEMPTS)
+    results: list[SubmitResult] = []
+
+    def attempt() -> None:
+        start.wait(10)
+        results.append(submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"],
+                                        submission_id=submission_id, settings=mc_settings))
+
+    threads = [threading.Thread(target=attempt) for _ in range(CONCURRENT_ATTEMPTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == CONCURRENT_ATTEMPTS
+    assert len({result.job_id for result in results}) == 1
+    assert len(jobs_of(mc_settings, submission_id)) == 1
+    assert set(create_job_calls) <= {submission_id}
+    record = SubmissionStore(mc_settings).get(submission_id)
+    assert record is not None
+    assert record.created
+    assert record.job_id == results[0].job_id
+
+
+def test_changed_named_preset_is_rechecked(mc_settings: Settings,
+                                           create_job_calls: list[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"], settings=mc_settings)
+    monkeypatch.setitem(NAMED_PRESETS, "mp4", Mp4Preset(width=1280.0))  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidJobError, match="Width"):
+        submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"], settings=mc_settings)
+
+    assert len(create_job_calls) == 1
+
+
+def test_submit_stores_job_and_record(mc_settings: Settings) -> None:
+    result = submit_transcode(INPUT_URI, DESTINATION, reference="video:43",
+                              settings=mc_settings)
+
+    record = SubmissionStore(mc_settings).get(result.submission_id)
+    job = JobStore(mc_settings).get_job(result.job_id)
+    assert record is not None
+    assert (record.state, record.job_id, record.queue, record.destination) == (
+        "created", result.job_id, result.queue, result.destination)
+    assert job is not None
+    assert job.status == "SUBMITTED"
+    assert job.reference == "video:43"
+    assert job.submission_id == result.submission_id
+    assert job.queue == result.queue
+
+
+def test_non_string_template_fails_early(mc_settings: Settings,
+                                         create_job_calls: list[str]) -> None:
+    with pytest.raises(InvalidJobError, match="JobTemplate"):
+        submit_transcode(INPUT_URI, DESTINATION, job_template=42,  # type: ignore[arg-type]
+                         settings=mc_settings)
+
+    assert create_job_calls == []
+
+
+def test_invalid_hop_after_valid_one_fails_early(mc_settings: Settings,
+                                                 create_job_calls: list[str]) -> None:
+    with pytest.raises(MediaConvertBadRequest, match="HopDestinations"):
+        submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"],
+                         hop_destinations=[{"Queue": "Default", "WaitMinutes": 5}],
+                         settings=mc_settings)
+    assert len(create_job_calls) == 1
+
+    with pytest.raises(InvalidJobError, match="WaitMinutes"):
+        submit_transcode(INPUT_URI, DESTINATION, presets=["mp4"],
+                         hop_destinations=[{"Queue": "Default", "WaitMinutes": "ten"}],
+                         settings=mc_settings)
+
+    assert len(create_job_calls) == 1
