@@ -37,7 +37,9 @@ Contract of one :func:`drain_status_queue` run:
   visibility of its unhandled messages is extended (ChangeMessageVisibilityBatch).
   Deduplication in the store stays the backstop if a message reappears anyway.
 - A Redis error leaves the batch's events in the queue and ends the run after
-  the batch's discarded messages are deleted.
+  the batch's discarded messages are deleted. An event the store's script
+  fails to apply (outcome ``error``) stays in the queue, counted under
+  ``failed["store_error"]``, while the rest of its batch is handled.
 
 Log lines carry the SQS message id and, once parsed, the job id.
 """
