@@ -77,8 +77,8 @@ logger = logging.getLogger(__name__)
 SQS_MAX_BATCH = 10
 #: Sender name passed to signal receivers.
 SENDER = "mc_tasks.drain_status_queue"
-#: What to do with a message without an event of ours: delete it, or keep it
-#: for the dead-letter queue.
+#: Outcomes of a message without an event of ours: deleted, or kept for the
+#: dead-letter queue.
 _DISCARD = "discard"
 _KEEP = "keep"
 
