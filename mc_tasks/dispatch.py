@@ -1,7 +1,9 @@
-"""Apply one job state change to the store and fire its signal once.
+"""Apply job state changes to the store and fire each signal once.
 
-Used by the drain (events from SQS) and by reconciliation and cancel (changes
-rebuilt from GetJob), so every path obeys the same rules.
+:func:`handle_batch` serves the drain (the events of one SQS batch);
+:func:`handle_event` serves reconciliation and cancel (changes rebuilt from
+GetJob). Both apply the store's rules and the job's signal lock, so every path
+obeys the same rules.
 
 Receivers are isolated: Celery's ``Signal.send`` calls every receiver, catches
 an exception raised by one, logs it with its traceback and goes on with the
