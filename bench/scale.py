@@ -14,6 +14,11 @@ from ``/proc/<pid>/stat``. Runs with 1 and 2 workers alternate.
 Target: 2 workers at least 1.7x the events/s of 1. moto's server is one
 Python process, so when it already uses a whole core with one worker, more
 workers cannot go faster; the figure's details show its busy share.
+
+A second figure repeats the runs with receivers that wait
+:data:`RECEIVER_WAIT_MS` per signal, as a host's database write would. Then a
+worker spends most of its time in receivers rather than waiting for moto, which
+shows how the drain itself scales while moto is not yet saturated.
 """
 
 from __future__ import annotations
@@ -63,10 +68,16 @@ START_TIMEOUT_S = 60.0
 SAMPLE_INTERVAL_S = 0.1
 #: Seconds allowed per 1,000 events before the parent stops the workers.
 RUN_TIMEOUT_PER_1000_S = 60.0
+#: Milliseconds each signal's receiver waits in the second figure's runs.
+RECEIVER_WAIT_MS = 3.0
 
 
-def worker(queue_name: str, key_prefix: str, ready: Path, go: Path, output: Path) -> None:
-    """Drain until the queue stays empty, after ``go`` exists; write counts and times."""
+def worker(queue_name: str, key_prefix: str, ready: Path, go: Path, output: Path,
+           receiver_wait_ms: float = 0.0) -> None:
+    """Drain until the queue stays empty, after ``go`` exists; write counts and times.
+
+    Each signal's receiver waits ``receiver_wait_ms`` milliseconds.
+    """
     from mc_tasks.clients import get_client
     from mc_tasks.drain import drain_status_queue
     from mc_tasks.store import JobStore
@@ -79,6 +90,8 @@ def worker(queue_name: str, key_prefix: str, ready: Path, go: Path, output: Path
     last_fired = [0.0]
 
     def note(event: Any) -> None:
+        if receiver_wait_ms:
+            time.sleep(receiver_wait_ms / 1000)
         last_fired[0] = time.time()
 
     ready.touch()
@@ -102,7 +115,8 @@ def worker(queue_name: str, key_prefix: str, ready: Path, go: Path, output: Path
                                   "cpu_s": time.process_time() - cpu_start}))
 
 
-def run_workers(ctx: BenchContext, workers: int, events: int, moto_pid: int) -> dict[str, Any]:
+def run_workers(ctx: BenchContext, workers: int, events: int, moto_pid: int,
+                receiver_wait_ms: float = 0.0) -> dict[str, Any]:
     """Drain ``events`` with ``workers`` processes; return the rate and server load."""
     settings = ctx.settings(NAME)
     log_dir = ctx.log_dir(NAME) / settings.sqs_queue_name
@@ -116,7 +130,8 @@ def run_workers(ctx: BenchContext, workers: int, events: int, moto_pid: int) -> 
             f"drain worker {index}",
             [sys.executable, "-m", "bench.scale", "--queue-name", settings.sqs_queue_name,
              "--key-prefix", settings.redis_key_prefix, "--ready", str(log_dir / f"ready{index}"),
-             "--go", str(go), "--output", str(log_dir / f"worker{index}.json")],
+             "--go", str(go), "--output", str(log_dir / f"worker{index}.json"),
+             "--receiver-wait-ms", str(receiver_wait_ms)],
             env=child_environment(), log_path=log_dir / f"worker{index}.log"))
     producer = None
     try:
@@ -165,38 +180,53 @@ def run_workers(ctx: BenchContext, workers: int, events: int, moto_pid: int) -> 
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    """Alternate runs with one and two workers; return the rate ratio figure."""
+    """Alternate runs with one and two workers; return the two rate ratio figures."""
     events = 1000 if ctx.quick else 3000
     rounds = 2 if ctx.quick else 3
+    figures = []
+    with moto_server(ctx.log_dir(NAME)) as (moto, _):
+        for receiver_wait_ms, metric in ((0.0, "2 workers vs 1 worker"),
+                                         (RECEIVER_WAIT_MS, f"2 workers vs 1 worker, "
+                                          f"receivers waiting {RECEIVER_WAIT_MS:g} ms")):
+            one, two = _alternate(ctx, events, rounds, moto.pid, receiver_wait_ms)
+            figures.append(ratio_figure(
+                NAME, metric, "events/s", [r["events_per_s"] for r in two],
+                [r["events_per_s"] for r in one], target=">= 1.7x",
+                check=lambda ratio: ratio >= 1.7,
+                details={"events_per_run": events, "rounds": rounds,
+                         "queue_depth": QUEUE_DEPTH, "receiver_wait_ms": receiver_wait_ms,
+                         "one_worker": _summary(one), "two_workers": _summary(two)}))
+    delete_keys(f"{ctx.key_prefix}:{NAME}")
+    return figures
+
+
+def _alternate(ctx: BenchContext, events: int, rounds: int, moto_pid: int,
+               receiver_wait_ms: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run ``rounds`` rounds of one and of two workers, alternating which goes first."""
     one: list[dict[str, Any]] = []
     two: list[dict[str, Any]] = []
-    with moto_server(ctx.log_dir(NAME)) as (moto, _):
-        for index in range(rounds):
-            order = [(1, one), (2, two)] if index % 2 == 0 else [(2, two), (1, one)]
-            for workers, results in order:
-                results.append(run_workers(ctx, workers, events, moto.pid))
-            logger.info("Round %d: 1 worker %.0f events/s (moto %.0f%% busy), 2 workers "
-                        "%.0f events/s (moto %.0f%% busy)", index + 1, one[-1]["events_per_s"],
-                        100 * one[-1]["moto_busy_share_of_one_core"], two[-1]["events_per_s"],
-                        100 * two[-1]["moto_busy_share_of_one_core"])
-    delete_keys(f"{ctx.key_prefix}:{NAME}")
+    for index in range(rounds):
+        order = [(1, one), (2, two)] if index % 2 == 0 else [(2, two), (1, one)]
+        for workers, results in order:
+            results.append(run_workers(ctx, workers, events, moto_pid, receiver_wait_ms))
+        logger.info("Round %d, receivers waiting %g ms: 1 worker %.0f events/s (moto %.0f%% "
+                    "busy), 2 workers %.0f events/s (moto %.0f%% busy)", index + 1,
+                    receiver_wait_ms, one[-1]["events_per_s"],
+                    100 * one[-1]["moto_busy_share_of_one_core"], two[-1]["events_per_s"],
+                    100 * two[-1]["moto_busy_share_of_one_core"])
+    return one, two
 
-    def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "events_per_s": round(median([r["events_per_s"] for r in results]), 1),
-            "moto_busy_share_of_one_core": round(
-                median([r["moto_busy_share_of_one_core"] for r in results]), 2),
-            "machine_busy_cores": round(median([r["machine_busy_cores"] for r in results]), 2),
-            "worker_cpu_ms_per_event": round(
-                median([r["worker_cpu_ms_per_event"] for r in results]), 3),
-            "per_worker_received": [r["per_worker_received"] for r in results],
-        }
 
-    return [ratio_figure(
-        NAME, "2 workers vs 1 worker", "events/s", [r["events_per_s"] for r in two],
-        [r["events_per_s"] for r in one], target=">= 1.7x", check=lambda ratio: ratio >= 1.7,
-        details={"events_per_run": events, "rounds": rounds, "queue_depth": QUEUE_DEPTH,
-                 "one_worker": summary(one), "two_workers": summary(two)})]
+def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "events_per_s": round(median([r["events_per_s"] for r in results]), 1),
+        "moto_busy_share_of_one_core": round(
+            median([r["moto_busy_share_of_one_core"] for r in results]), 2),
+        "machine_busy_cores": round(median([r["machine_busy_cores"] for r in results]), 2),
+        "worker_cpu_ms_per_event": round(
+            median([r["worker_cpu_ms_per_event"] for r in results]), 3),
+        "per_worker_received": [r["per_worker_received"] for r in results],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,8 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ready", type=Path, required=True)
     parser.add_argument("--go", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--receiver-wait-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
-    worker(args.queue_name, args.key_prefix, args.ready, args.go, args.output)
+    worker(args.queue_name, args.key_prefix, args.ready, args.go, args.output,
+           args.receiver_wait_ms)
     return 0
 
 
