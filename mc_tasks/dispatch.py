@@ -102,7 +102,7 @@ def handle_event(store: JobStore, event: JobStateChange, *, sender: str,
 
 def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: str,
                  contexts: Sequence[str] | None = None,
-                 before_signal: Callable[[int], None] | None = None) -> list[Dispatch]:
+                 before_signal: Callable[[], None] | None = None) -> list[Dispatch]:
     """Handle the events of one SQS batch like :func:`handle_event` in order, in fewer round trips.
 
     One script call applies every event and takes the signal lock of each job
@@ -111,8 +111,8 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
     killed in a receiver leaves at most that one signal pending, as with
     :func:`handle_event`. An event whose job's lock another drain holds fires
     after the rest of the batch, through :func:`fire_applied`, which waits for
-    the lock. ``contexts`` contains a log prefix per event; ``before_signal`` is
-    called with an event's index before its signal fires. Returns one
+    the lock. ``contexts`` contains a log prefix per event, and ``before_signal``
+    is called before each signal fires. Returns one
     :class:`Dispatch` per event, in the order of ``events``.
     """
     contexts = contexts if contexts is not None else [""] * len(events)
@@ -145,7 +145,7 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
                 results[index] = _skipped(transition, context)
                 continue
             if before_signal is not None:
-                before_signal(index)
+                before_signal()
             try:
                 errors = fire_signal(transition.event, sender=sender, context=context)
             except BaseException:
@@ -163,7 +163,7 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
     for index in waiting:
         _log_redispatch(transitions[index], contexts[index])
         if before_signal is not None:
-            before_signal(index)
+            before_signal()
         results[index] = fire_applied(store, transitions[index], sender=sender,
                                       context=contexts[index])
     return [results[index] for index in range(len(events))]

@@ -34,7 +34,7 @@ Contract of one :func:`drain_status_queue` run:
   regions, jobs without this application's marker, unknown statuses. They fire
   no signal.
 - When handling a batch takes more than half the visibility timeout, the
-  visibility of its unhandled messages is extended (ChangeMessageVisibilityBatch).
+  visibility of its event messages is extended (ChangeMessageVisibilityBatch).
   Deduplication in the store stays the backstop if a message reappears anyway.
 - A Redis error leaves the batch's events in the queue and ends the run after
   the batch's discarded messages are deleted. An event the store's script
@@ -195,10 +195,13 @@ def _handle_batch(sqs: SQSClient, queue_url: str, messages: Sequence[MessageType
             events.append(event)
             event_messages.append(message)
 
-    def keep_visible(index: int) -> None:
+    def keep_visible() -> None:
+        # Every event message of the batch is extended: an event that waits for
+        # another drain's lock fires after later ones, and the handled messages
+        # are deleted at the end of the batch anyway.
         nonlocal extended
         if not extended and time.monotonic() - received_at > extend_after_s:
-            _extend_visibility(sqs, queue_url, event_messages[index:], settings, report)
+            _extend_visibility(sqs, queue_url, event_messages, settings, report)
             extended = True
 
     stop = False

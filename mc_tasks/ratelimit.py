@@ -30,8 +30,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mc_tasks.errors import RateLimitedError
+from mc_tasks.resp import run_script
 from mc_tasks.settings import Settings, get_settings
-from mc_tasks.submissions import redis_client, run_script
+from mc_tasks.submissions import redis_client
 
 if TYPE_CHECKING:
     import redis

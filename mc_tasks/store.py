@@ -48,7 +48,7 @@ import redis
 
 from mc_tasks.events import FINAL_STATUSES, JobStateChange
 from mc_tasks.outputs import JobOutputs
-from mc_tasks.resp import pack_arguments, pack_command
+from mc_tasks.resp import evalsha, pack_arguments, run_script
 from mc_tasks.settings import Settings, get_settings
 from mc_tasks.store_scripts import (
     APPLY_BATCH,
@@ -356,9 +356,6 @@ class JobStore:
         if also_set is not None:
             keys.append(also_set[0])
             args.append(also_set[1])
-        # A local import: this method is the store's only use of the submission module.
-        from mc_tasks.submissions import run_script
-
         reply = run_script(client or self.redis, self._submitted_script, keys, args)
         if not read_back:
             logger.debug("Recorded job %s as submitted (status %s)", job_id,
@@ -515,17 +512,7 @@ class StoreBatch:
             args += [event.event_id, event.status, str(event.timestamp_ms), event.job_id,
                      event.reference or "", event.queue or "", json.dumps(_payload(event)),
                      "1" if ordered else "0"]
-        connection = self._connection
-        count = str(len(keys))
-        connection.send_packed_command(
-            [pack_command("EVALSHA", store.apply_batch_sha, count, *keys, *args)])
-        try:
-            replies: str = connection.read_response()
-        except redis.exceptions.NoScriptError:
-            # Redis restarted or its script cache was flushed: EVAL loads the script again.
-            connection.send_packed_command(
-                [pack_command("EVAL", APPLY_BATCH, count, *keys, *args)])
-            replies = connection.read_response()
+        replies: str = evalsha(self._connection, store.apply_batch_sha, APPLY_BATCH, keys, args)
         return replies
 
 

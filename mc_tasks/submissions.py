@@ -21,17 +21,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
 
-from mc_tasks.resp import pack_command
 from mc_tasks.settings import Settings
 
 if TYPE_CHECKING:
-    from redis.commands.core import Script
 
     from mc_tasks.ratelimit import CreateJobRateLimiter
 
@@ -72,61 +69,6 @@ def redis_client(redis_url: str) -> redis.Redis:
 
 
 os.register_at_fork(after_in_child=redis_client.cache_clear)
-
-
-def run_script(client: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[str]
-               ) -> Any:
-    """Run ``script`` on ``client`` with EVALSHA, or with EVAL when the server lacks it.
-
-    On a client of :func:`redis_client` this function packs the command itself
-    and uses the client's connection under the client's lock, which skips most
-    of redis-py's client CPU per command (packing alone is about 4 times faster
-    for these commands). A connection or timeout error is retried once on a new
-    connection, as redis-py's default retry does, so the script may run twice:
-    the scripts run here give the same result when they run again. Returns the
-    script's reply; errors of the script itself propagate.
-    """
-    connection: Any = client.connection
-    if connection is None:
-        try:
-            return client.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return client.eval(_script_text(script), len(keys), *keys, *args)
-
-    count = str(len(keys))
-    with client.single_connection_lock:
-        try:
-            return _evalsha(connection, script, count, keys, args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            return _evalsha(connection, script, count, keys, args)
-
-
-def _evalsha(connection: Any, script: Script, count: str, keys: Sequence[str],
-             args: Sequence[str]) -> Any:
-    try:
-        return _request(connection, pack_command("EVALSHA", script.sha, count, *keys, *args))
-    except redis.exceptions.NoScriptError:
-        # Redis restarted or its script cache was flushed: EVAL loads the script again.
-        text = _script_text(script)
-        return _request(connection, pack_command("EVAL", text, count, *keys, *args))
-
-
-def _script_text(script: Script) -> str:
-    source = script.script
-    return source if isinstance(source, str) else bytes(source).decode()
-
-
-def _request(connection: Any, command: bytes) -> Any:
-    """Send one packed command and return its reply; drop the connection on a failure."""
-    try:
-        connection.send_packed_command([command])
-        return connection.read_response()
-    except redis.exceptions.ResponseError:
-        # Redis answered with an error, which was read in full, so the connection is usable.
-        raise
-    except BaseException:
-        connection.disconnect()
-        raise
 
 
 class SubmissionStore:
@@ -227,5 +169,4 @@ def _encode(record: SubmissionRecord) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-__all__ = ["CREATED", "PENDING", "SubmissionRecord", "SubmissionStore", "redis_client",
-           "run_script"]
+__all__ = ["CREATED", "PENDING", "SubmissionRecord", "SubmissionStore", "redis_client"]

@@ -17,8 +17,9 @@ import redis
 
 from mc_tasks.errors import RateLimitedError
 from mc_tasks.ratelimit import CreateJobRateLimiter
+from mc_tasks.resp import run_script
 from mc_tasks.settings import Settings
-from mc_tasks.submissions import SubmissionStore, _encode, redis_client, run_script
+from mc_tasks.submissions import SubmissionStore, _encode, redis_client
 from tests.conftest import TEST_REDIS_URL
 
 #: Threads that claim the same submission at once.
