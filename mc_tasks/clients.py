@@ -39,9 +39,9 @@ READ_TIMEOUT_S = 35
 
 #: Services whose clients skip botocore's parameter validation. mc_tasks validates
 #: every CreateJob request against botocore's model before sending it
-#: (mc_tasks.validation), and builds every SQS request itself from validated
-#: settings, so botocore's pass would only cost CPU time (about 40 us per
-#: ReceiveMessage and DeleteMessageBatch pair on the benchmark machine).
+#: (mc_tasks.validation), and it builds every SQS request itself from validated
+#: settings. botocore's pass would only cost CPU time: about 40 us per
+#: ReceiveMessage and DeleteMessageBatch pair on the benchmark machine.
 UNVALIDATED_SERVICES = frozenset({"mediaconvert", "sqs"})
 
 _lock = threading.Lock()

@@ -137,10 +137,8 @@ def handle_batch(store: JobStore, events: Sequence[JobStateChange], *, sender: s
                 continue
             _log_redispatch(transition, context)
             release = last_held.get(transition.event.job_id) == index
-            if transition.event.status in PROGRESS_STATUSES and (
-                    transition.job_final
-                    or (time.monotonic() - applied_at > PROGRESS_RECHECK_AFTER_S
-                        and store.job_status(transition.event.job_id) in FINAL_STATUSES)):
+            if (transition.event.status in PROGRESS_STATUSES
+                    and _job_final(store, transition, applied_at)):
                 batch.end(transition, release_lock=release)
                 results[index] = _skipped(transition, context)
                 continue
@@ -212,6 +210,15 @@ def fire_signal(event: JobStateChange, *, sender: str, context: str = "") -> lis
                          "retried", context, event.job_id, event.event_id, name,
                          getattr(signal, "name", "signal"), response)
     return errors
+
+
+def _job_final(store: JobStore, transition: Transition, applied_at: float) -> bool:
+    """Return True when the batch's apply found the job final, or it is final after a slow batch."""
+    if transition.job_final:
+        return True
+    if time.monotonic() - applied_at <= PROGRESS_RECHECK_AFTER_S:
+        return False
+    return store.job_status(transition.event.job_id) in FINAL_STATUSES
 
 
 def _skipped(transition: Transition, context: str) -> Dispatch:

@@ -52,8 +52,8 @@ def run_script(client: redis.Redis, script: Script, keys: Sequence[str], args: S
 
     On a client with a single connection (:func:`mc_tasks.submissions.redis_client`)
     this function packs the command itself and uses the client's connection under
-    the client's lock, which skips most of redis-py's client CPU per command
-    (packing alone is about 4 times faster for these commands). A connection or
+    the client's lock. That skips most of redis-py's client CPU per command:
+    packing alone is about 4 times faster for these commands. A connection or
     timeout error is retried once on a new connection, as redis-py's default
     retry does, so the script may run twice: the scripts run here give the same
     result when they run again. Returns the script's reply; errors of the script

@@ -413,9 +413,9 @@ class StoreBatch:
     :meth:`JobStore.batch`.
 
     A connection that drops (a server ``timeout`` shorter than a receiver, a
-    restart, a proxy) is opened again once per failure: the lease ends whose
-    replies were not read yet are sent again, which is safe because ending a
-    lease twice changes nothing (a receiver error is then counted twice). An
+    restart, a proxy) is opened again once per failure, and the lease ends whose
+    replies were not read yet are sent again. That is safe because ending a lease
+    twice changes nothing, except that a receiver error is counted twice. An
     apply whose reply was lost is sent again with a new token, so its events
     come back as ``in_flight`` until the first attempt's leases expire.
     """

@@ -142,7 +142,7 @@ def test_check_flags_kill_unreleasing_two_signals(settings: Settings) -> None:
     assert not result.passed
 
 
-def test_check_flags_final_with_new_event_id(settings: Settings) -> None:
+def test_check_flags_new_event_id(settings: Settings) -> None:
     result = _recorded_run(settings, [101, 102], unreleased={101: ["final"]},
                            new_event_ids=True)
 
@@ -150,7 +150,7 @@ def test_check_flags_final_with_new_event_id(settings: Settings) -> None:
     assert not result.passed
 
 
-def test_check_counts_no_new_event_id_for_same_event(settings: Settings) -> None:
+def test_check_same_event_id_not_new(settings: Settings) -> None:
     result = _recorded_run(settings, [101, 102], unreleased={101: ["final"]})
 
     assert result.duplicate_final_new_event == 0

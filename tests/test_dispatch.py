@@ -187,7 +187,7 @@ def test_batch_receiver_interrupt_frees_locks(
 def test_slow_batch_skips_progress_after_final(settings: Settings) -> None:
     # Drain A's batch takes the job's signal lock, then runs slow receivers of
     # other jobs for longer than the lock lives (1 s here). Drain B waits for the
-    # lock until it expires and fires the job's final signal; A must then skip
+    # lock until it expires and fires the job's final signal. A must then skip
     # the job's progress signal instead of firing it after the final one.
     store = JobStore(settings.replace(visibility_timeout_s=1))
     job = samples.job_id()

@@ -1,4 +1,4 @@
-"""Submission records against a real Redis: the claim that takes a CreateJob token, the client.
+"""Submission records against a real Redis: the claim, the Redis client and its script runner.
 
 A claim writes a new submission's pending record and takes its CreateJob token
 in one script call, or returns the record that exists and takes no token.
